@@ -1,0 +1,266 @@
+"""The AuRA distillation trainer. Read it top to bottom: settings, data, the step, the loop.
+
+Built on Hugging Face accelerate, so `accelerate launch -m adapters.cli distill ...` runs the same
+loop on several GPUs or nodes; on one CPU it is a plain loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from adapters.audio import load_audio
+from adapters.config import AuraConfig, LoraSettings, LossSettings, default_layer_map
+from adapters.embedding import AudioEmbedConfig
+from adapters.errors import AudioError, ManifestError
+from adapters.features import FeatureConfig, num_frames
+from adapters.losses import LayerProjections, distill_loss, task_loss
+from adapters.manifest import ManifestEntry, read_manifest
+from adapters.student import Example, Student
+from adapters.teacher import Teacher, TeacherCache
+
+STATE_FILE = "training_state.pt"
+
+
+@dataclass
+class DistillSettings:
+    teacher: str
+    llm: str
+    manifest: str
+    output: str
+    eval_manifest: str | None = None
+    eval_fraction: float = 0.1
+    steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    lora_lr: float | None = None  # defaults to lr / 5: the LoRA moves a pretrained model, keep it gentle
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    stride: int = 4
+    embed_width: int = 512
+    boundaries: bool = True
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    losses: LossSettings = field(default_factory=LossSettings)
+    layer_map: list[tuple[int, int]] | None = None
+    transcribe_instruction: str = "Transcribe the audio."
+    chat_template: str | None = None
+    max_audio_seconds: float = 30.0
+    seed: int = 0
+    eval_every: int = 100
+    save_every: int = 200
+    log_every: int = 10
+    cache_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+def _build_config(s: DistillSettings, teacher: Teacher, student_layers: int) -> AuraConfig:
+    return AuraConfig(
+        base_llm=os.path.abspath(s.llm),
+        teacher=os.path.abspath(s.teacher),
+        features=teacher.features,
+        audio_embed=AudioEmbedConfig(n_mels=teacher.features.n_mels, stride=s.stride, width=s.embed_width, boundaries=s.boundaries),
+        layer_map=s.layer_map or default_layer_map(student_layers, teacher.num_layers),
+        lora=s.lora,
+        losses=s.losses,
+        chat_template=s.chat_template,
+        transcribe_instruction=s.transcribe_instruction,
+    )
+
+
+def _examples(entries: list[ManifestEntry], instruction: str, max_seconds: float, progress: bool) -> list[tuple[Example, ManifestEntry]]:
+    out = []
+    for e in tqdm(entries, desc="loading audio", disable=not progress, unit="clip"):
+        try:
+            wave = load_audio(e.audio, max_seconds=max_seconds)
+        except AudioError as err:
+            raise ManifestError(f"{e.where}: {err}") from None
+        out.append((Example(wave, instruction, e.text, e.audio), e))
+        if e.instruction is not None:
+            out.append((Example(wave, e.instruction, e.response, e.audio), e))
+    return out
+
+
+def _teacher_states(student: Student, teacher_cache: TeacherCache, examples, progress: bool, desc: str):
+    layers = sorted({t for _, t in student.cfg.layer_map})
+    states = []
+    for ex, _ in tqdm(examples, desc=desc, disable=not progress, unit="clip"):
+        n = student.audio_embed.num_tokens(num_frames(ex.wave.shape[0], student.cfg.features))
+        states.append(teacher_cache.get(ex.wave, layers, n))
+    return states
+
+
+def _step_loss(student: Student, projections: LayerProjections, examples, teacher_states, with_task: bool):
+    batch = student.batch(examples)
+    out = student.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    loss, parts = distill_loss(out.hidden_states, batch["audio_spans"], teacher_states, projections, student.cfg.losses)
+    parts["distill"] = loss.item()
+    if with_task:
+        t = task_loss(out.logits, batch["labels"])
+        loss = loss + student.cfg.losses.task_weight * t
+        parts["task"] = t.item()
+    parts["loss"] = loss.item()
+    return loss, parts
+
+
+@torch.no_grad()
+def evaluate(student, projections, examples, teacher_states, batch_size: int, with_task: bool) -> dict[str, float]:
+    student.eval()
+    totals: dict[str, float] = {}
+    batches = 0
+    for i in range(0, len(examples), batch_size):
+        _, parts = _step_loss(student, projections, [e for e, _ in examples[i : i + batch_size]], teacher_states[i : i + batch_size], with_task)
+        for k, v in parts.items():
+            totals[k] = totals.get(k, 0.0) + v
+        batches += 1
+    student.train()
+    return {k: v / max(1, batches) for k, v in totals.items()}
+
+
+def distill(s: DistillSettings) -> AuraConfig:
+    """Train an AuRA adapter; the checkpoint (and its aura.json with metrics) lands in s.output."""
+    from accelerate import Accelerator
+
+    torch.manual_seed(s.seed)
+    random.seed(s.seed)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=s.grad_accum,
+        mixed_precision="bf16" if torch.cuda.is_available() else "no",
+    )
+    show = s.progress and accelerator.is_main_process
+
+    train_entries = read_manifest(s.manifest)
+    if s.eval_manifest:
+        eval_entries = read_manifest(s.eval_manifest)
+    else:
+        shuffled = random.Random(s.seed).sample(train_entries, len(train_entries))
+        n_eval = int(len(shuffled) * s.eval_fraction)
+        eval_entries, train_entries = shuffled[:n_eval], shuffled[n_eval:] or shuffled
+
+    teacher = Teacher(s.teacher, device=accelerator.device)
+    state_path = os.path.join(s.output, STATE_FILE)
+    resuming = s.resume and os.path.exists(state_path)
+    if resuming:
+        student = Student.from_checkpoint(s.output, trainable=True)
+    else:
+        from transformers import AutoConfig
+
+        llm_cfg = AutoConfig.from_pretrained(s.llm).get_text_config()
+        student = Student.create(_build_config(s, teacher, llm_cfg.num_hidden_layers))
+    cfg = student.cfg
+    for layer_s, layer_t in cfg.layer_map:
+        if not (1 <= layer_t <= teacher.num_layers):
+            raise ValueError(f"layer map {layer_s}:{layer_t}: the teacher has hidden states 1..{teacher.num_layers}")
+    projections = LayerProjections(cfg.layer_map, cfg.audio_embed.hidden_size, teacher.hidden_size)
+    student.to(accelerator.device)
+
+    max_seconds = min(s.max_audio_seconds, teacher.max_seconds)
+    train = _examples(train_entries, cfg.transcribe_instruction, max_seconds, show)
+    evals = _examples(eval_entries, cfg.transcribe_instruction, max_seconds, show) if eval_entries else []
+    cache = TeacherCache(teacher, s.cache_dir or os.path.join(s.output, "teacher_cache"))
+    train_states = _teacher_states(student, cache, train, show, "teacher states (train)")
+    eval_states = _teacher_states(student, cache, evals, show, "teacher states (eval)")
+    del teacher, cache  # the teacher is never needed again: its states are cached
+    with_task = cfg.losses.task_weight > 0
+
+    lora_params = [p for n, p in student.llm.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": lora_params, "lr": s.lora_lr or s.lr / 5},
+            {"params": list(student.audio_embed.parameters()) + list(projections.parameters()), "lr": s.lr},
+        ],
+        weight_decay=s.weight_decay,
+    )
+    history: dict = {"train": [], "eval": []}
+    step = 0
+    if resuming:
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        projections.load_state_dict(state["projections"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+
+    def lr_scale(k: int) -> float:  # linear warm-up, cosine decay to 10%
+        if k < s.warmup_steps:
+            return (k + 1) / s.warmup_steps
+        t = (k - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    student, projections, optimizer = accelerator.prepare(student, projections, optimizer)
+    raw_student: Student = accelerator.unwrap_model(student)
+    raw_proj: LayerProjections = accelerator.unwrap_model(projections)
+
+    def save() -> None:
+        if not accelerator.is_main_process:
+            return
+        raw_student.cfg.training = {
+            "steps": step,
+            "train_clips": len(train_entries),
+            "eval_clips": len(eval_entries),
+            "train_examples": len(train),
+            "batch_size": s.batch_size,
+            "grad_accum": s.grad_accum,
+            "lr": s.lr,
+            "seed": s.seed,
+            "manifest": os.path.abspath(s.manifest),
+            "history": history,
+        }
+        raw_student.save_checkpoint(s.output)
+        torch.save(
+            {
+                "projections": raw_proj.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "history": history,
+                "python_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "settings": json.loads(json.dumps(asdict(s), default=str)),
+            },
+            state_path,
+        )
+
+    # Each process trains on its own shard of every shuffled epoch.
+    order: list[int] = []
+    student.train()
+    bar = tqdm(total=s.steps, initial=step, desc="distilling", disable=not show, unit="step")
+    t0 = time.time()
+    while step < s.steps:
+        for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            g["lr"] = base * lr_scale(step)
+        for _ in range(s.grad_accum):
+            if len(order) < s.batch_size:
+                perm = list(range(len(train)))
+                random.shuffle(perm)
+                order += perm[accelerator.process_index :: accelerator.num_processes]
+            idx, order = order[: s.batch_size], order[s.batch_size :]
+            with accelerator.accumulate(student):
+                loss, parts = _step_loss(raw_student, raw_proj, [train[i][0] for i in idx], [train_states[i] for i in idx], with_task)
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(list(raw_student.parameters()) + list(raw_proj.parameters()), 1.0)
+                optimizer.step()
+                optimizer.zero_grad()
+        step += 1
+        bar.update(1)
+        if step % s.log_every == 0 or step == 1 or step == s.steps:
+            history["train"].append({"step": step, "time_s": round(time.time() - t0, 1), **{k: round(v, 5) for k, v in parts.items()}})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+        if evals and (step % s.eval_every == 0 or step == s.steps):
+            metrics = evaluate(raw_student, raw_proj, evals, eval_states, s.batch_size, with_task)
+            history["eval"].append({"step": step, **{k: round(v, 5) for k, v in metrics.items()}})
+            if show:
+                tqdm.write(f"step {step}: eval " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        if step % s.save_every == 0 or step == s.steps:
+            save()
+    bar.close()
+    accelerator.wait_for_everyone()
+    return raw_student.cfg

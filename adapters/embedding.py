@@ -1,0 +1,66 @@
+"""The lightweight audio embedding layer: log-mel frames → LLM input embeddings.
+
+It is deliberately small (two convolutions and a projection): the point of AuRA is that the LLM's
+own layers, taught by layer-wise distillation, do the acoustic modelling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class AudioEmbedConfig:
+    n_mels: int = 80
+    hidden_size: int = 640
+    # Mel frames (10 ms each) per audio token. 4 → 25 tokens/s: about two tokens per phoneme, the
+    # rate the Whisper encoder's own output pooled ×2, and still cheap (250 tokens for 10 s).
+    stride: int = 4
+    width: int = 512
+    boundaries: bool = True  # learned <audio start>/<audio end> embeddings around the audio tokens
+    init_scale: float = 1.0  # RMS of the LLM's input embeddings, so audio tokens start at text scale
+
+    def tokens_per_second(self, frames_per_second: float = 100.0) -> float:
+        return frames_per_second / self.stride
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AudioEmbedding(nn.Module):
+    def __init__(self, cfg: AudioEmbedConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.conv1 = nn.Conv1d(cfg.n_mels, cfg.width, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(cfg.width, cfg.width, kernel_size=cfg.stride, stride=cfg.stride)
+        self.proj = nn.Linear(cfg.width, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, elementwise_affine=False)
+        self.scale = nn.Parameter(torch.tensor(float(cfg.init_scale)))
+        if cfg.boundaries:
+            self.start = nn.Parameter(torch.randn(cfg.hidden_size) * cfg.init_scale)
+            self.end = nn.Parameter(torch.randn(cfg.hidden_size) * cfg.init_scale)
+
+    def num_tokens(self, frames: int) -> int:
+        """Audio tokens the layer emits for `frames` mel frames (boundaries not counted)."""
+        return frames // self.cfg.stride
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(batch, n_mels, frames) → (batch, frames // stride, hidden)."""
+        if mel.shape[-1] < self.cfg.stride:
+            raise ValueError(f"need at least {self.cfg.stride} mel frames, got {mel.shape[-1]}")
+        h = nn.functional.gelu(self.conv1(mel))
+        h = nn.functional.gelu(self.conv2(h)).transpose(1, 2)
+        return self.norm(self.proj(h)) * self.scale
+
+    def with_boundaries(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(n, hidden) audio tokens → the sequence inserted in the prompt, boundaries included."""
+        if not self.cfg.boundaries:
+            return tokens
+        return torch.cat([self.start[None].to(tokens.dtype), tokens, self.end[None].to(tokens.dtype)])
+
+    def embed(self, mel: torch.Tensor) -> torch.Tensor:
+        """(n_mels, frames) for one clip → (audio positions, hidden), ready for prompt assembly."""
+        return self.with_boundaries(self(mel[None])[0])

@@ -1,0 +1,52 @@
+"""Layer-wise distillation and task losses."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from adapters.config import LossSettings
+
+
+class LayerProjections(nn.Module):
+    """Student hidden size → teacher hidden size, one per mapped layer. Used only in training."""
+
+    def __init__(self, layer_map: list[tuple[int, int]], student_dim: int, teacher_dim: int):
+        super().__init__()
+        self.layer_map = list(layer_map)
+        self.proj = nn.ModuleDict({str(s): nn.Linear(student_dim, teacher_dim) for s, _ in layer_map})
+
+    def forward(self, student_layer: int, h: torch.Tensor) -> torch.Tensor:
+        return self.proj[str(student_layer)](h)
+
+
+def distill_loss(
+    hidden_states: tuple[torch.Tensor, ...],
+    spans: list[tuple[int, int]],
+    teacher: list[dict[int, torch.Tensor]],
+    projections: LayerProjections,
+    weights: LossSettings,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cosine and/or MSE between projected student states at the audio positions and teacher states.
+
+    Both sides are layer-normalised for the MSE so that it measures shape, not scale (Whisper's
+    deeper layers have much larger activations than early LLM layers).
+    """
+    cos_terms, mse_terms = [], []
+    for s_layer, t_layer in projections.layer_map:
+        h = hidden_states[s_layer]
+        for i, (start, n) in enumerate(spans):
+            p = projections(s_layer, h[i, start : start + n].float())
+            t = teacher[i][t_layer].to(p.device)
+            cos_terms.append(1 - F.cosine_similarity(p, t, dim=-1).mean())
+            mse_terms.append(F.mse_loss(F.layer_norm(p, p.shape[-1:]), F.layer_norm(t, t.shape[-1:])))
+    cos = torch.stack(cos_terms).mean()
+    mse = torch.stack(mse_terms).mean()
+    loss = weights.cosine_weight * cos + weights.mse_weight * mse
+    return loss, {"cosine": cos.item(), "mse": mse.item()}
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy on the target text only (prompt positions are labelled -100)."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)

@@ -1,0 +1,70 @@
+"""Training manifests: JSONL, one clip per line.
+
+    {"audio": "clips/0001.wav", "text": "turn on the lights"}
+    {"audio": "clips/0002.wav", "text": "what time is it", "instruction": "Answer briefly.", "response": "..."}
+
+`audio` is relative to the manifest's folder. `text` is the transcript; `instruction`/`response`
+(optional, together) give an instruction-following example on the same clip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from adapters.errors import ManifestError
+
+
+@dataclass
+class ManifestEntry:
+    audio: str  # absolute path
+    text: str
+    instruction: str | None = None
+    response: str | None = None
+    line: int = 0
+    manifest: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.manifest}:{self.line}"
+
+
+def read_manifest(path: str) -> list[ManifestEntry]:
+    """Parse and validate every line; errors name the manifest file and line number."""
+    if not os.path.isfile(path):
+        raise ManifestError(f"{path}: manifest not found")
+    base = os.path.dirname(os.path.abspath(path))
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ManifestError(f"{where}: each line must be a JSON object")
+            audio, text = row.get("audio"), row.get("text")
+            if not isinstance(audio, str) or not audio:
+                raise ManifestError(f"{where}: missing 'audio' (a path)")
+            if not isinstance(text, str):
+                raise ManifestError(f"{where}: missing 'text' (the transcript)")
+            instruction, response = row.get("instruction"), row.get("response")
+            if (instruction is None) != (response is None):
+                raise ManifestError(f"{where}: 'instruction' and 'response' go together")
+            full = audio if os.path.isabs(audio) else os.path.join(base, audio)
+            if not os.path.isfile(full):
+                raise ManifestError(f"{where}: audio file {full} does not exist")
+            entries.append(ManifestEntry(full, text, instruction, response, n, path))
+    if not entries:
+        raise ManifestError(f"{path}: the manifest has no entries")
+    return entries
+
+
+def write_manifest(path: str, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,162 @@
+"""The student: a Hugging Face causal LM with a PEFT LoRA, plus the audio embedding layer.
+
+A training checkpoint keeps the LoRA un-merged (PEFT adapter in `lora/`), next to
+`audio_embed.safetensors` and `aura.json`, so it can be resumed and re-exported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from adapters.config import AuraConfig
+from adapters.embedding import AudioEmbedding
+from adapters.errors import BundleError
+from adapters.features import log_mel
+from adapters.prompt import PromptEmbeds, assemble_prompt
+
+AUDIO_EMBED_FILE = "audio_embed.safetensors"
+LORA_DIR = "lora"
+
+
+def load_causal_lm(path: str, dtype: torch.dtype | None = None):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto")
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.eos_token is None:
+        raise BundleError(f"{path}: the tokenizer has no EOS token; AuRA targets end with it")
+    return tok
+
+
+def embedding_rms(module: torch.nn.Module) -> float:
+    """RMS norm of the LLM's input embeddings (through the module, so Gemma's scale is included)."""
+    n = module.weight.shape[0]
+    ids = torch.arange(0, n, max(1, n // 4096))
+    with torch.no_grad():
+        e = module(ids).float()
+    return float(e.pow(2).mean(dim=-1).sqrt().mean())
+
+
+def save_audio_embed(module: AudioEmbedding, directory: str) -> None:
+    state = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, os.path.join(directory, AUDIO_EMBED_FILE))
+
+
+def load_audio_embed(cfg: AuraConfig, directory: str) -> AudioEmbedding:
+    path = os.path.join(directory, AUDIO_EMBED_FILE)
+    if not os.path.isfile(path):
+        raise BundleError(f"{directory}: missing {AUDIO_EMBED_FILE}")
+    module = AudioEmbedding(cfg.audio_embed)
+    module.load_state_dict(load_file(path))
+    return module
+
+
+@dataclass
+class Example:
+    """One training example: a clip, the user's instruction, and the text the model should answer."""
+
+    wave: np.ndarray
+    instruction: str
+    target: str
+    source: str = ""
+
+
+class Student(torch.nn.Module):
+    def __init__(self, llm, audio_embed: AudioEmbedding, tokenizer, cfg: AuraConfig):
+        super().__init__()
+        self.llm = llm
+        self.audio_embed = audio_embed
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+
+    @classmethod
+    def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True) -> Student:
+        """A fresh student from the base LLM in cfg.base_llm: LoRA attached, audio layer initialised."""
+        from peft import LoraConfig, get_peft_model
+
+        llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
+        tokenizer = load_tokenizer(cfg.base_llm)
+        cfg.audio_embed.hidden_size = llm.config.get_text_config().hidden_size
+        cfg.audio_embed.init_scale = embedding_rms(llm.get_input_embeddings())
+        lora = LoraConfig(
+            r=cfg.lora.rank,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            layers_to_transform=cfg.lora.layers,
+            init_lora_weights=lora_init,
+            bias="none",
+        )
+        return cls(get_peft_model(llm, lora), AudioEmbedding(cfg.audio_embed), tokenizer, cfg)
+
+    @classmethod
+    def from_checkpoint(cls, directory: str, *, trainable: bool = False) -> Student:
+        from peft import PeftModel
+
+        cfg = AuraConfig.load(directory)
+        llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
+        llm = PeftModel.from_pretrained(llm, os.path.join(directory, LORA_DIR), is_trainable=trainable)
+        return cls(llm, load_audio_embed(cfg, directory), load_tokenizer(cfg.base_llm), cfg)
+
+    def save_checkpoint(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.llm.save_pretrained(os.path.join(directory, LORA_DIR))
+        save_audio_embed(self.audio_embed, directory)
+        self.cfg.save(directory)
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.llm.get_input_embeddings()(ids.to(self.device))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.audio_embed.parameters()).device
+
+    def audio_tokens(self, wave: np.ndarray) -> torch.Tensor:
+        mel = log_mel(wave, self.cfg.features).to(self.device)
+        return self.audio_embed.embed(mel)
+
+    def prompt(self, wave: np.ndarray, instruction: str) -> PromptEmbeds:
+        messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
+        return assemble_prompt(
+            self.tokenizer, self.embed_tokens, messages, [self.audio_tokens(wave)], chat_template=self.cfg.chat_template
+        )
+
+    def audio_token_span(self, prompt: PromptEmbeds) -> tuple[int, int]:
+        """(start, count) of the real audio tokens, boundary embeddings excluded."""
+        start, n = prompt.audio_spans[0]
+        if self.cfg.audio_embed.boundaries:
+            return start + 1, n - 2
+        return start, n
+
+    def batch(self, examples: list[Example]) -> dict:
+        """Right-padded inputs_embeds, attention mask, labels (prompt masked) and audio spans."""
+        seqs, labels, spans = [], [], []
+        eos = self.tokenizer.eos_token
+        for ex in examples:
+            p = self.prompt(ex.wave, ex.instruction)
+            target_ids = self.tokenizer(ex.target + eos, add_special_tokens=False)["input_ids"]
+            target = self.embed_tokens(torch.tensor(target_ids))
+            seqs.append(torch.cat([p.embeds, target.to(p.embeds.dtype)]))
+            labels.append(torch.tensor([-100] * len(p) + target_ids))
+            spans.append(self.audio_token_span(p))
+        length = max(s.shape[0] for s in seqs)
+        hidden = seqs[0].shape[1]
+        embeds = seqs[0].new_zeros(len(seqs), length, hidden)
+        mask = torch.zeros(len(seqs), length, dtype=torch.long)
+        lab = torch.full((len(seqs), length), -100, dtype=torch.long)
+        for i, (s, y) in enumerate(zip(seqs, labels, strict=True)):
+            embeds[i, : s.shape[0]] = s
+            mask[i, : s.shape[0]] = 1
+            lab[i, : y.shape[0]] = y
+        dev = self.device
+        return {"inputs_embeds": embeds, "attention_mask": mask.to(dev), "labels": lab.to(dev), "audio_spans": spans}

@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny models are built once per test session (real code paths, random weights)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict[str, str]:
+    from adapters.tiny import make_tiny
+
+    return make_tiny(str(tmp_path_factory.mktemp("tiny")), arch="qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma(tmp_path_factory) -> dict[str, str]:
+    from adapters.tiny import make_tiny
+
+    return make_tiny(str(tmp_path_factory.mktemp("tiny_gemma")), arch="gemma3")
+
+
+def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, subtype=subtype, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory) -> str:
+    """~20 clips of real synthetic speech (espeak-ng), as a manifest."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: `make setup` installs it")
+    from adapters.synth import synth_corpus
+
+    root = tmp_path_factory.mktemp("speech")
+    lines = [
+        "turn on the kitchen lights", "what is the weather tomorrow", "play some music please",
+        "set an alarm for seven", "call my mother now", "how far is the moon", "stop the timer",
+        "read me the news", "open the front door", "what time is it", "add milk to the list",
+        "the quick brown fox jumps", "send a message to john", "turn the volume down",
+        "is it going to rain", "book a table for two", "remind me at nine", "close the window",
+        "where is my phone", "tell me a short story",
+    ]
+    text = root / "lines.txt"
+    text.write_text("\n".join(lines) + "\n")
+    return synth_corpus(str(text), str(root / "corpus"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def speech_wav(speech_corpus) -> bytes:
+    clip = os.path.join(os.path.dirname(speech_corpus), "clips", "000000.wav")
+    with open(clip, "rb") as f:
+        return f.read()
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"aura {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc

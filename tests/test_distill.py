@@ -1,0 +1,96 @@
+"""Distillation, export and the bundle on tiny models and real (espeak-ng) speech."""
+
+import os
+
+import pytest
+import torch
+
+from adapters.bundle import Bundle
+from adapters.config import AuraConfig
+from adapters.distill import DistillSettings, distill
+from adapters.errors import ManifestError
+from adapters.export import export_bundle
+from adapters.manifest import read_manifest
+from adapters.student import Student, load_causal_lm
+
+
+def settings(tiny, manifest, output, **kw) -> DistillSettings:
+    base = dict(teacher=tiny["whisper"], llm=tiny["llm"], manifest=manifest, output=output, steps=40, batch_size=4,
+                lr=3e-3, warmup_steps=5, embed_width=64, eval_every=20, save_every=20, log_every=1,
+                eval_fraction=0.1, seed=0, progress=False)
+    base.update(kw)
+    return DistillSettings(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, speech_corpus, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("ckpt"))
+    cfg = distill(settings(tiny, speech_corpus, out))
+    return out, cfg
+
+
+def test_distillation_loss_halves(trained):
+    _, cfg = trained
+    hist = cfg.training["history"]["train"]
+    first, last = hist[0]["distill"], hist[-1]["distill"]
+    assert last <= 0.5 * first, f"distillation loss {first:.3f} -> {last:.3f} did not fall by half"
+    assert cfg.training["history"]["eval"], "held-out evaluation never ran"
+
+
+def test_checkpoint_records_every_choice(trained):
+    out, _ = trained
+    cfg = AuraConfig.load(out)
+    assert cfg.layer_map and cfg.lora.rank == 16 and cfg.audio_embed.stride == 4
+    assert cfg.losses.cosine_weight == 1.0 and cfg.training["steps"] == 40
+    assert os.path.isdir(os.path.join(out, "lora")) and os.path.isfile(os.path.join(out, "training_state.pt"))
+
+
+def test_resume_continues_from_the_saved_step(tiny, speech_corpus, tmp_path):
+    out = str(tmp_path / "ckpt")
+    distill(settings(tiny, speech_corpus, out, steps=10, save_every=5))
+    cfg = distill(settings(tiny, speech_corpus, out, steps=14, save_every=5, resume=True))
+    steps = [h["step"] for h in cfg.training["history"]["train"]]
+    assert steps == list(range(1, 15)), steps  # 1..10 from the first run, 11..14 from the resumed one
+
+
+def test_export_merged_logits_match_peft(trained, tmp_path):
+    ckpt, _ = trained
+    bundle_dir = str(tmp_path / "bundle")
+    export_bundle(ckpt, bundle_dir)
+    student = Student.from_checkpoint(ckpt).eval()
+    merged = load_causal_lm(os.path.join(bundle_dir, "llm"), dtype=torch.float32).eval()
+    wave = torch.randn(16000).numpy() * 0.1
+    with torch.no_grad():
+        p = student.prompt(wave, "Transcribe the audio.")
+        peft_logits = student.llm(inputs_embeds=p.embeds[None]).logits
+        merged_logits = merged(inputs_embeds=p.embeds[None]).logits
+    # fp32 merge: W + BA computed once vs. applied per call; differences are rounding only.
+    torch.testing.assert_close(merged_logits, peft_logits, atol=1e-4, rtol=1e-4)
+
+    # the bundle round-trips: same audio layer, same prompt embeddings as the training code path
+    bundle = Bundle.load(bundle_dir)
+    with torch.no_grad():
+        audio, _ = bundle.embed_audio(wave)
+        served = bundle.prompt([{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Transcribe the audio."}]}], [audio])
+    torch.testing.assert_close(served.embeds, p.embeds)
+    assert served.audio_spans == p.audio_spans
+
+
+def test_manifest_errors_name_file_and_line(tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"audio": "missing.wav", "text": "hi"}\n')
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: audio file .*missing\.wav does not exist"):
+        read_manifest(str(m))
+    m.write_text('\n{"text": "hi"}\n')
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2: missing 'audio'"):
+        read_manifest(str(m))
+    m.write_text("{not json\n")
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: not valid JSON"):
+        read_manifest(str(m))
+
+
+def test_unreadable_clip_in_manifest_names_line(tiny, tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
+    (tmp_path / "m.jsonl").write_text('{"audio": "bad.wav", "text": "hi"}\n')
+    with pytest.raises(ManifestError, match=r"m\.jsonl:1: .*bad\.wav: not a readable audio file"):
+        distill(settings(tiny, str(tmp_path / "m.jsonl"), str(tmp_path / "out"), eval_fraction=0))
