@@ -48,6 +48,9 @@ class AuraConfig:
     chat_template: str | None = None
     audio_slot: str = AUDIO_SLOT
     transcribe_instruction: str = "Transcribe the audio."
+    name: str | None = None  # the model name the gateway serves it under
+    # CTranslate2 Whisper for the cascade baseline the gateway serves beside AuRA (optional).
+    asr_model: str | None = None
     training: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 

@@ -20,7 +20,7 @@ from adapters.audio import load_audio
 from adapters.config import AuraConfig, LoraSettings, LossSettings, default_layer_map
 from adapters.embedding import AudioEmbedConfig
 from adapters.errors import AudioError, ManifestError
-from adapters.features import FeatureConfig, num_frames
+from adapters.features import num_frames
 from adapters.losses import LayerProjections, distill_loss, task_loss
 from adapters.manifest import ManifestEntry, read_manifest
 from adapters.student import Example, Student
@@ -73,6 +73,7 @@ def _build_config(s: DistillSettings, teacher: Teacher, student_layers: int) -> 
         losses=s.losses,
         chat_template=s.chat_template,
         transcribe_instruction=s.transcribe_instruction,
+        name=os.path.basename(os.path.normpath(s.output)),
     )
 
 

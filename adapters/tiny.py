@@ -92,7 +92,12 @@ def make_tiny_llm(path: str, arch: str = "qwen2", seed: int = 0) -> str:
 
 def make_tiny_whisper(path: str, seed: int = 0) -> str:
     """A 2+2-layer English-only Whisper with an 80-mel feature extractor and a Whisper-style vocabulary."""
-    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+    )
 
     torch.manual_seed(seed)
     tok = build_tokenizer(400, WHISPER_SPECIALS, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
@@ -147,6 +152,8 @@ def make_tiny(output: str, arch: str = "qwen2", seed: int = 0) -> dict[str, str]
         features=FeatureConfig.from_whisper_dir(paths["whisper"]),
         audio_embed=AudioEmbedConfig(n_mels=80, width=64),
         layer_map=default_layer_map(2, 2),
+        asr_model=os.path.abspath(paths["whisper-ct2"]),
+        name=f"aura-tiny-{arch}",
         training={"note": "random weights from `aura make-tiny`; outputs are meaningless"},
     )
     # init_lora_weights=False gives a non-zero LoRA, so merging really changes the weights.

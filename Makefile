@@ -1,0 +1,37 @@
+# AuRA serving. `make run` serves the default model; `make test` runs the test suite.
+# Both set the project up first (a .venv from pinned versions) when needed.
+
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+TINY  := artifacts/tiny
+PORT  ?= 8000
+
+.PHONY: setup test test-fast lint run tiny clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+# The tiny random-weight bundle: the default model until a real one is built.
+$(TINY)/bundle/aura.json: $(STAMP)
+	$(BIN)/aura make-tiny $(TINY)
+
+tiny: $(TINY)/bundle/aura.json
+
+run: tiny
+	$(BIN)/aura serve --bundle $(TINY)/bundle --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not vllm"
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

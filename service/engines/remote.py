@@ -1,0 +1,84 @@
+"""A remote `vllm serve --enable-prompt-embeds`, reached through its streamed Completions API."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import torch
+
+from service.engines.base import EngineRequest, TokenDelta
+
+log = logging.getLogger("aura.engine")
+
+
+class RemoteEngineError(RuntimeError):
+    pass
+
+
+def tensor_to_base64(x: torch.Tensor) -> str:
+    """The encoding vLLM's Completions API expects for `prompt_embeds` (torch.save, then base64)."""
+    buf = io.BytesIO()
+    torch.save(x.contiguous(), buf)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class RemoteEngine:
+    def __init__(self, base_url: str, *, name: str, max_model_len: int, timeout_s: float = 600.0):
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.max_model_len = max_model_len
+        self.served_model: str | None = None
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(timeout_s, connect=10.0))
+
+    async def start(self) -> None:
+        r = await self._client.get("/v1/models")
+        r.raise_for_status()
+        models = r.json()["data"]
+        self.served_model = models[0]["id"]
+        remote_len = models[0].get("max_model_len")
+        if remote_len:
+            self.max_model_len = min(self.max_model_len, int(remote_len))
+        log.info("remote vLLM engine ready", extra={"url": self.base_url, "served_model": self.served_model})
+
+    async def stop(self) -> None:
+        await self._client.aclose()
+
+    async def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]:
+        body = {
+            "model": self.served_model,
+            "max_tokens": req.max_tokens,
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+        }
+        if req.seed is not None:
+            body["seed"] = req.seed
+        if req.prompt_embeds is not None:
+            body["prompt_embeds"] = tensor_to_base64(req.prompt_embeds)
+        else:
+            body["prompt"] = req.prompt_token_ids
+        # Leaving this block early closes the connection; vLLM aborts the request on disconnect.
+        async with self._client.stream("POST", "/v1/completions", json=body, headers={"X-Request-Id": req.request_id}) as r:
+            if r.status_code != 200:
+                detail = (await r.aread()).decode(errors="replace")[:500]
+                raise RemoteEngineError(f"remote vLLM answered {r.status_code}: {detail}")
+            total = 0
+            async for line in r.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    raise RemoteEngineError(f"remote vLLM error: {chunk['error']}")
+                usage = chunk.get("usage") or {}
+                total = usage.get("completion_tokens", total)
+                for choice in chunk.get("choices", []):
+                    yield TokenDelta(choice.get("text", ""), total, choice.get("finish_reason"))

@@ -1,0 +1,206 @@
+"""The two request paths, side by side, with per-stage timings.
+
+    aura:    decode → features → audio embedding layer → prompt assembly → engine (merged AuRA LLM)
+    cascade: decode → ASR (faster-whisper) → text prompt → engine (base LLM)
+
+`prepare` does everything before the engine and raises APIError (a 4xx) for bad input, so a
+streamed request fails cleanly before its first byte; `generate` streams text deltas.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from anyio import to_thread
+
+from adapters import SAMPLE_RATE
+from adapters.audio import decode_audio
+from adapters.bundle import Bundle
+from adapters.errors import AudioError
+from adapters.prompt import PromptError
+from service import metrics
+from service.asr import ASR
+from service.engines.base import Engine, EngineRequest
+from service.errors import APIError, bad_request
+
+Mode = Literal["aura", "cascade"]
+
+
+@dataclass
+class AudioInput:
+    data: bytes
+    param: str  # where it came from, for error messages: "audio", "messages[1].content[0]"
+
+
+@dataclass
+class ChatJob:
+    mode: Mode
+    messages: list[dict]  # content parts {"type": "text", ...} and {"type": "audio"}, audio in order
+    audio: list[AudioInput]
+    request_id: str
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class ChatResult:
+    text: str = ""
+    transcript: str | None = None
+    prompt_tokens: int = 0
+    audio_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    audio_seconds: float = 0.0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "audio_tokens": self.audio_tokens,
+                "completion_tokens": self.completion_tokens, "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
+@dataclass
+class Prepared:
+    job: ChatJob
+    request: EngineRequest
+    engine: Engine
+    result: ChatResult
+    t0: float
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+class Pipeline:
+    def __init__(self, bundle: Bundle, engine: Engine, *, cascade_engine: Engine | None, asr: ASR | None,
+                 max_audio_seconds: float, default_max_tokens: int):
+        self.bundle = bundle
+        self.engine = engine
+        self.cascade_engine = cascade_engine
+        self.asr = asr
+        self.max_audio_seconds = max_audio_seconds
+        self.default_max_tokens = default_max_tokens
+
+    @property
+    def has_cascade(self) -> bool:
+        return self.cascade_engine is not None and self.asr is not None
+
+    def _require_cascade(self) -> None:
+        if not self.has_cascade:
+            raise bad_request("the cascade path is not configured on this server (start it with --cascade-asr)",
+                              param="mode", code="cascade_unavailable")
+
+    async def decode(self, audio: list[AudioInput], result: ChatResult) -> list[np.ndarray]:
+        t = time.perf_counter()
+        waves = []
+        for a in audio:
+            try:
+                waves.append(await to_thread.run_sync(lambda a=a: decode_audio(a.data, max_seconds=self.max_audio_seconds, name=a.param)))
+            except AudioError as e:
+                raise bad_request(str(e), param=a.param, code="invalid_audio") from None
+        result.timings_ms["decode"] = _ms(t)
+        result.audio_seconds = round(sum(w.shape[0] for w in waves) / SAMPLE_RATE, 3)
+        return waves
+
+    async def transcribe_cascade(self, waves: list[np.ndarray], result: ChatResult) -> list[str]:
+        t = time.perf_counter()
+        texts = [await to_thread.run_sync(self.asr.transcribe, w) for w in waves]
+        result.timings_ms["asr"] = _ms(t)
+        result.transcript = " ".join(texts)
+        return texts
+
+    async def prepare(self, job: ChatJob) -> Prepared:
+        t0 = time.perf_counter()
+        result = ChatResult()
+        if job.mode == "cascade":
+            self._require_cascade()
+        waves = await self.decode(job.audio, result)
+        try:
+            if job.mode == "aura":
+                engine = self.engine
+                req = await self._aura_request(job, waves, result)
+            else:
+                engine = self.cascade_engine
+                req = await self._cascade_request(job, waves, result)
+        except PromptError as e:
+            raise bad_request(str(e), param="messages", code="invalid_prompt") from None
+        room = engine.max_model_len - req.prompt_len
+        if room <= 0:
+            raise bad_request(
+                f"the prompt is {req.prompt_len} tokens ({result.audio_tokens} of them audio); this model's maximum "
+                f"context length is {engine.max_model_len} tokens", param="messages", code="context_length_exceeded")
+        req.max_tokens = min(job.max_tokens or self.default_max_tokens, room)
+        result.prompt_tokens = req.prompt_len
+        return Prepared(job, req, engine, result, t0)
+
+    async def _aura_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
+        features = embed = 0.0
+        audio_embeds = []
+        for w in waves:
+            tokens, timing = await to_thread.run_sync(self.bundle.embed_audio, w)
+            audio_embeds.append(tokens)
+            features += timing.features_ms
+            embed += timing.embed_ms
+        t = time.perf_counter()
+        prompt = await to_thread.run_sync(self.bundle.prompt, job.messages, audio_embeds)
+        result.timings_ms["features"] = round(features, 2)
+        result.timings_ms["embed"] = round(embed + _ms(t), 2)  # audio layer + prompt assembly
+        result.audio_tokens = prompt.audio_tokens
+        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, prompt_embeds=prompt.embeds)
+
+    async def _cascade_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
+        texts = iter(await self.transcribe_cascade(waves, result))
+        messages = [
+            {**m, "content": [{"type": "text", "text": next(texts)} if p.get("type") == "audio" else p for p in m["content"]]}
+            if isinstance(m.get("content"), list) else m
+            for m in job.messages
+        ]
+        ids = await to_thread.run_sync(self.bundle.text_prompt_ids, messages)
+        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, prompt_token_ids=ids)
+
+    async def generate(self, p: Prepared) -> AsyncIterator[str]:
+        """Stream text deltas; p.result is complete when the iterator ends normally."""
+        r = p.result
+        metrics.IN_FLIGHT.labels(p.job.mode).inc()
+        try:
+            async for delta in p.engine.generate(p.request):
+                if "ttft" not in r.timings_ms:
+                    r.timings_ms["ttft"] = _ms(p.t0)
+                r.completion_tokens = delta.completion_tokens
+                r.finish_reason = delta.finish_reason or r.finish_reason
+                if delta.text:
+                    r.text += delta.text
+                    yield delta.text
+            r.timings_ms.setdefault("ttft", _ms(p.t0))
+            r.timings_ms["total"] = _ms(p.t0)
+            metrics.observe(p.job.mode, r.timings_ms, r.audio_seconds, r.prompt_tokens, r.audio_tokens, r.completion_tokens)
+        finally:
+            metrics.IN_FLIGHT.labels(p.job.mode).dec()
+
+    async def complete(self, job: ChatJob) -> ChatResult:
+        p = await self.prepare(job)
+        async for _ in self.generate(p):
+            pass
+        return p.result
+
+    async def asr_only(self, audio: AudioInput) -> ChatResult:
+        """The cascade's transcription endpoint: ASR alone, no LLM."""
+        self._require_cascade()
+        t0 = time.perf_counter()
+        result = ChatResult()
+        waves = await self.decode([audio], result)
+        result.text = (await self.transcribe_cascade(waves, result))[0]
+        result.timings_ms["total"] = _ms(t0)
+        metrics.observe("cascade", result.timings_ms, result.audio_seconds, 0, 0, 0)
+        return result
+
+
+def engine_failure(e: Exception) -> APIError:
+    return APIError(502 if "remote" in type(e).__name__.lower() else 500, f"the engine failed: {e}",
+                    type="server_error", code="engine_error")

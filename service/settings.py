@@ -1,0 +1,58 @@
+"""Typed settings: environment variables (AURA_*) and `aura serve` flags, one place for both."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_BUNDLE = "artifacts/tiny/bundle"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AURA_", env_file=None, extra="ignore")
+
+    bundle: str = Field(DEFAULT_BUNDLE, description="AuRA bundle directory (aura.json, audio_embed.safetensors, llm/)")
+    model_name: str | None = Field(None, description="public model name (default: the name in aura.json, else the bundle's folder name); NAME-cascade is the cascade")
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in containers)")
+    port: int = Field(8000, description="port to listen on")
+
+    engine: Literal["inprocess", "remote"] = Field("inprocess", description="in-process vLLM AsyncLLM, or a remote `vllm serve`")
+    remote_url: str | None = Field(None, description="base URL of `vllm serve --enable-prompt-embeds` serving the bundle's llm/")
+    remote_timeout_s: float = Field(600.0, gt=0, description="timeout of one remote engine request")
+
+    cascade: Literal["auto", "on", "off"] = Field("auto", description="auto: on when an ASR model is known")
+    cascade_asr: str | None = Field(None, description="CTranslate2 Whisper directory for faster-whisper (default: the bundle's asr_model)")
+    cascade_llm: str | None = Field(None, description="base (un-merged) LLM directory (default: the bundle's base_llm)")
+    cascade_remote_url: str | None = Field(None, description="a `vllm serve` of the base LLM, instead of a second in-process engine")
+    asr_compute_type: str = Field("default", description="CTranslate2 compute type of the ASR (default, int8, float16, ...)")
+    asr_threads: int = Field(0, ge=0, description="CPU threads of the ASR (0: CTranslate2 default)")
+    asr_beam_size: int = Field(1, ge=1, description="ASR beam size (1: greedy, the fastest)")
+
+    gpu_memory_utilization: float = Field(0.2, gt=0, le=1, description="vLLM: GPU memory fraction (on CPU: fraction of RAM for KV cache)")
+    max_model_len: int = Field(2048, gt=0, description="longest prompt + completion, in tokens (audio included)")
+    dtype: str = Field("auto", description="vLLM dtype of the weights (auto: the checkpoint's)")
+    enforce_eager: bool = Field(True, description="skip CUDA graphs / torch.compile (faster start, CPU-friendly)")
+
+    max_audio_seconds: float = Field(30.0, gt=0, description="longest accepted clip")
+    max_upload_mb: float = Field(25.0, gt=0, description="largest accepted request body (multipart or JSON)")
+    max_concurrency: int = Field(16, gt=0, description="requests processed at once")
+    max_queue: int = Field(64, ge=0, description="requests waiting for a slot; past it: 429")
+    queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a slot; past it: 503")
+    default_max_tokens: int = Field(256, gt=0, description="completion length when a request gives none")
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated bearer keys; empty: no auth")
+    log_level: str = Field("info", description="debug, info, warning, error")
+    log_json: bool = Field(True, description="JSON log lines (one object per line, with the request id)")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, v):
+        if isinstance(v, str):
+            return [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

@@ -1,0 +1,104 @@
+"""What the server loads at start: the bundle, the engines, the ASR, and the pipeline over them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from anyio import to_thread
+
+from adapters.bundle import Bundle
+from adapters.config import AuraConfig
+from adapters.errors import BundleError
+from service.asr import ASR
+from service.engines.base import Engine
+from service.engines.inprocess import InProcessEngine
+from service.engines.remote import RemoteEngine
+from service.limits import ConcurrencyLimiter
+from service.pipeline import Pipeline
+from service.settings import Settings
+
+log = logging.getLogger("aura.server")
+
+CASCADE_SUFFIX = "-cascade"
+
+
+class ServerState:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.limiter = ConcurrencyLimiter(settings.max_concurrency, settings.max_queue, settings.queue_timeout_s)
+        self.created = int(time.time())
+        self.bundle: Bundle | None = None
+        self.pipeline: Pipeline | None = None
+        self.engines: list[Engine] = []
+        self.ready = False
+        self.error: str | None = None
+        if not os.path.isdir(settings.bundle):
+            raise BundleError(f"bundle {settings.bundle!r} not found; build the tiny one with `aura make-tiny` "
+                              "or point --bundle / AURA_BUNDLE at one written by `aura export`")
+        cfg = AuraConfig.load(settings.bundle)
+        self.model_name = settings.model_name or cfg.name or os.path.basename(os.path.normpath(settings.bundle))
+
+    @property
+    def cascade_model_name(self) -> str:
+        return self.model_name + CASCADE_SUFFIX
+
+    def _engine(self, model_dir: str, remote_url: str | None, name: str, *, prompt_embeds: bool, log_stats: bool) -> Engine:
+        s = self.settings
+        if remote_url:
+            return RemoteEngine(remote_url, name=name, max_model_len=s.max_model_len, timeout_s=s.remote_timeout_s)
+        return InProcessEngine(model_dir, name=name, max_model_len=s.max_model_len, gpu_memory_utilization=s.gpu_memory_utilization,
+                               dtype=s.dtype, enforce_eager=s.enforce_eager, prompt_embeds=prompt_embeds, log_stats=log_stats)
+
+    def _cascade_parts(self, bundle: Bundle) -> tuple[str | None, str | None]:
+        s = self.settings
+        asr = s.cascade_asr or bundle.cfg.asr_model
+        llm = s.cascade_llm or bundle.base_llm_dir
+        if s.cascade == "off":
+            return None, None
+        missing = [what for what, path in (("ASR model", asr), ("base LLM", llm)) if not path or not os.path.isdir(path)]
+        if s.cascade_remote_url:
+            missing = [m for m in missing if m != "base LLM"]
+        if missing:
+            if s.cascade == "on":
+                raise BundleError(f"cascade requested but missing: {', '.join(missing)} (asr={asr!r}, llm={llm!r})")
+            log.warning("cascade disabled", extra={"missing": missing})
+            return None, None
+        return asr, llm
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.engine == "remote" and not s.remote_url:
+            raise BundleError("engine=remote needs --remote-url (the `vllm serve --enable-prompt-embeds` base URL)")
+        bundle = await to_thread.run_sync(Bundle.load, s.bundle)
+        self.bundle = bundle
+        asr_dir, cascade_llm = self._cascade_parts(bundle)
+        cascade_engine = asr = None
+        if asr_dir:
+            asr = await to_thread.run_sync(lambda: ASR(asr_dir, compute_type=s.asr_compute_type, cpu_threads=s.asr_threads, beam_size=s.asr_beam_size))
+            # vLLM's Prometheus metrics are process-wide: only the AuRA engine reports them.
+            cascade_engine = self._engine(cascade_llm, s.cascade_remote_url, self.cascade_model_name, prompt_embeds=False, log_stats=False)
+            await cascade_engine.start()
+            self.engines.append(cascade_engine)
+        engine = self._engine(bundle.llm_dir, s.remote_url if s.engine == "remote" else None, self.model_name,
+                              prompt_embeds=True, log_stats=True)
+        await engine.start()
+        self.engines.append(engine)
+        self.pipeline = Pipeline(bundle, engine, cascade_engine=cascade_engine, asr=asr,
+                                 max_audio_seconds=s.max_audio_seconds, default_max_tokens=s.default_max_tokens)
+        self.ready = True
+        log.info("ready", extra={"model": self.model_name, "cascade": cascade_engine is not None, "engine": s.engine})
+
+    async def stop(self) -> None:
+        self.ready = False
+        for engine in reversed(self.engines):
+            await engine.stop()
+        self.engines.clear()
+
+    def models(self) -> dict[str, str]:
+        """Public model name → path."""
+        out = {self.model_name: "aura"}
+        if self.pipeline is not None and self.pipeline.has_cascade:
+            out[self.cascade_model_name] = "cascade"
+        return out
