@@ -8,6 +8,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 REQUESTS = Counter("aura_requests_total", "HTTP requests by route, mode and status code", ["route", "mode", "status"])
 ERRORS = Counter("aura_errors_total", "error responses by error code", ["code"])
+CANCELLED = Counter("aura_requests_cancelled_total", "requests whose client left before the end (engine request aborted)", ["mode"])
 IN_FLIGHT = Gauge("aura_requests_in_flight", "requests being processed", ["mode"])
 STAGE_SECONDS = Histogram("aura_stage_seconds", "latency of each pipeline stage", ["mode", "stage"], buckets=_LATENCY_BUCKETS)
 AUDIO_SECONDS = Counter("aura_audio_seconds_total", "seconds of audio received", ["mode"])

@@ -9,6 +9,7 @@ streamed request fails cleanly before its first byte; `generate` streams text de
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -180,6 +181,10 @@ class Pipeline:
             r.timings_ms.setdefault("ttft", _ms(p.t0))
             r.timings_ms["total"] = _ms(p.t0)
             metrics.observe(p.job.mode, r.timings_ms, r.audio_seconds, r.prompt_tokens, r.audio_tokens, r.completion_tokens)
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client left: leaving the engine's stream has aborted the engine request.
+            metrics.CANCELLED.labels(p.job.mode).inc()
+            raise
         finally:
             metrics.IN_FLIGHT.labels(p.job.mode).dec()
 

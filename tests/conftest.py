@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -38,6 +39,20 @@ def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, channels:
 def wav_bytes(samples: np.ndarray, rate: int = 16000, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, rate, subtype=subtype, format=fmt)
+    return buf.getvalue()
+
+
+def encode_pyav(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples[None].astype(np.float32), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
     return buf.getvalue()
 
 

@@ -1,26 +1,9 @@
-import io
-
-import av
 import numpy as np
 import pytest
-from conftest import tone, wav_bytes
+from conftest import encode_pyav, tone, wav_bytes
 
 from adapters.audio import decode_audio
 from adapters.errors import AudioError
-
-
-def encode_pyav(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(samples[None].astype(np.float32), format="flt", layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
