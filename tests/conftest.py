@@ -9,8 +9,14 @@ import subprocess
 
 import av
 import numpy as np
+import openai
 import pytest
 import soundfile as sf
+
+# Limits the shared test server runs with (tests send inputs just past them).
+MAX_AUDIO_S = 10
+MAX_UPLOAD_MB = 1
+MAX_MODEL_LEN = 512
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -91,3 +97,26 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"aura {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def server(tiny):
+    """One `aura serve` (AuRA + cascade, in-process engines) for the whole session."""
+    from procs import aura_serve
+
+    proc = aura_serve("--bundle", tiny["bundle"], "--max-audio-seconds", str(MAX_AUDIO_S), "--max-upload-mb", str(MAX_UPLOAD_MB),
+                      "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15").wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def model(tiny) -> str:
+    from adapters.bundle import Bundle
+
+    return Bundle.load(tiny["bundle"]).cfg.name
+
+
+@pytest.fixture(scope="session")
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)

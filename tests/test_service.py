@@ -4,68 +4,21 @@ faster-whisper on a tiny Whisper converted by CTranslate2), real HTTP clients (h
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
-import json
 import re
 import time
 
 import httpx
 import numpy as np
-import openai
 import pytest
 import soundfile as sf
-from conftest import encode_pyav, tone, wav_bytes
-from server import aura_serve
+from conftest import MAX_AUDIO_S, MAX_MODEL_LEN, MAX_UPLOAD_MB, encode_pyav, tone, wav_bytes
+from helpers import audio_part, metric, speech_chat, sse_events
 
 from adapters.bundle import Bundle
 
 pytestmark = pytest.mark.vllm
 
-MAX_AUDIO_S = 10
-MAX_UPLOAD_MB = 1
-MAX_MODEL_LEN = 512
-
-
-@pytest.fixture(scope="session")
-def server(tiny):
-    proc = aura_serve("--bundle", tiny["bundle"], "--max-audio-seconds", str(MAX_AUDIO_S), "--max-upload-mb", str(MAX_UPLOAD_MB),
-                      "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15").wait_ready()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="session")
-def model(tiny) -> str:
-    return Bundle.load(tiny["bundle"]).cfg.name
-
-
-@pytest.fixture(scope="session")
-def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
-
-
-def speech_chat(server, audio: bytes, filename: str = "clip.wav", **form) -> httpx.Response:
-    data = {k: str(v) for k, v in form.items()}
-    return httpx.post(server.url + "/v1/speech-chat", files={"audio": (filename, audio)}, data=data, timeout=120)
-
-
-def sse_events(text: str) -> list:
-    out = []
-    for line in text.splitlines():
-        if line.startswith("data: "):
-            payload = line[6:]
-            out.append(payload if payload == "[DONE]" else json.loads(payload))
-    return out
-
-
-def metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 # ------------------------------------------------------------------ speech-chat
@@ -128,10 +81,6 @@ def test_formats_and_rates(server, speech_wav, fmt):
 
 
 # ------------------------------------------------------------------ OpenAI-compatible routes
-
-
-def audio_part(data: bytes, fmt: str = "wav") -> dict:
-    return {"type": "input_audio", "input_audio": {"data": base64.b64encode(data).decode(), "format": fmt}}
 
 
 def test_models_lists_both_paths(client, model):

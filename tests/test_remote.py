@@ -1,0 +1,73 @@
+"""Remote mode: the gateway embeds audio and sends prompt embeddings to a real `vllm serve`
+subprocess; also API keys, and the cascade switched off."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from helpers import audio_part, speech_chat, sse_events
+from procs import aura_serve, vllm_serve
+
+pytestmark = pytest.mark.vllm
+
+KEY = "test-key-1"
+
+
+@pytest.fixture(scope="module")
+def remote(tiny):
+    from adapters.bundle import Bundle
+
+    bundle = Bundle.load(tiny["bundle"])
+    vllm = vllm_serve(bundle.llm_dir, "--max-model-len", "512", "--gpu-memory-utilization", "0.15").wait_ready()
+    gateway = aura_serve("--bundle", tiny["bundle"], "--engine", "remote", "--remote-url", vllm.url, "--cascade", "off",
+                         "--api-keys", f"{KEY},other-key").wait_ready()
+    yield gateway
+    gateway.stop()
+    vllm.stop()
+
+
+def auth(key: str = KEY) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_api_keys_are_required(remote, speech_wav):
+    r = httpx.post(remote.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.get(remote.url + "/v1/models", headers=auth("wrong"))
+    assert r.status_code == 401
+    assert httpx.get(remote.url + "/health").status_code == 200  # liveness stays open for orchestrators
+    assert httpx.get(remote.url + "/v1/models", headers=auth("other-key")).status_code == 200
+
+
+def test_remote_engine_gives_the_in_process_answer(remote, server, speech_wav):
+    form = dict(prompt="What was said?", max_tokens=12, temperature=0)
+    local = speech_chat(server, speech_wav, **form).json()
+    r = httpx.post(remote.url + "/v1/speech-chat", headers=auth(), files={"audio": ("a.wav", speech_wav)},
+                   data={k: str(v) for k, v in form.items()}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["text"] == local["text"]
+    assert body["usage"] == local["usage"]
+
+
+def test_remote_stream_and_openai_client(remote, speech_wav, model):
+    r = httpx.post(remote.url + "/v1/speech-chat", headers=auth(), files={"audio": ("a.wav", speech_wav)},
+                   data={"stream": "true", "max_tokens": "8", "temperature": "0"}, timeout=120)
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]" and events[-2]["type"] == "done"
+    assert "".join(e["text"] for e in events[:-2]) == events[-2]["text"]
+    assert events[-2]["usage"]["completion_tokens"] >= 1
+
+    client = openai.OpenAI(base_url=remote.url + "/v1", api_key=KEY, max_retries=0)
+    chunks = list(client.chat.completions.create(model=model, stream=True, max_tokens=5, temperature=0,
+                                                 messages=[{"role": "user", "content": [audio_part(speech_wav)]}]))
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)
+
+
+def test_cascade_off_is_a_clear_400(remote, speech_wav, model):
+    r = httpx.post(remote.url + "/v1/speech-chat", headers=auth(), files={"audio": ("a.wav", speech_wav)}, data={"mode": "cascade"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "cascade_unavailable"
+    r = httpx.post(remote.url + "/v1/chat/completions", headers=auth(),
+                   json={"model": model + "-cascade", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
