@@ -156,17 +156,21 @@ def add_commands(sub) -> None:
 USER_ERRORS = (AudioError, ManifestError, BundleError)
 
 
-def main(argv: list[str] | None = None, extra_commands=()) -> None:
-    """The `aura` command. `python -m adapters.cli` (e.g. under `accelerate launch`) has the adapter
-    commands only; `service.cli` passes `serve` in as an extra command."""
-    from adapters.synth import SynthError
-
+def build_parser(extra_commands=()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aura", description="Train, export and serve AuRA speech-language models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in extra_commands:
         add(sub)
     add_commands(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, extra_commands=()) -> None:
+    """The `aura` command. `python -m adapters.cli` (e.g. under `accelerate launch`) has the adapter
+    commands only; `service.cli` passes `serve` in as an extra command."""
+    from adapters.synth import SynthError
+
+    args = build_parser(extra_commands).parse_args(argv)
     try:
         args.func(args)
     except (*USER_ERRORS, SynthError) as e:
