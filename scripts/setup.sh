@@ -7,12 +7,19 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 EXTRAS=${AURA_EXTRAS:-cpu,train,dev}
 
-if ! command -v espeak-ng >/dev/null 2>&1; then
+# Debian packages: espeak-ng (speech synthesis for training data and tests), docker-compose (to
+# validate docker-compose.yml; no Docker engine is needed for that).
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing espeak-ng (speech synthesis for training data and tests)"
-    apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }
+    echo "setup: installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
   else
-    echo "setup: espeak-ng is missing and cannot be installed here (not root or no apt-get); 'aura synth' and its tests need it" >&2
+    echo "setup: ${missing[*]} missing and cannot be installed here (not root or no apt-get)" >&2
   fi
 fi
 

@@ -1,0 +1,55 @@
+"""docker-compose.yml and its monitoring: valid, private vLLM ports, dashboards on real metric names."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import yaml
+
+from service import metrics
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def compose_config() -> dict:
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose is missing: `make setup` installs it (Debian package docker-compose)"
+    proc = subprocess.run([exe, "-f", os.path.join(ROOT, "docker-compose.yml"), "config"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)
+
+
+def test_compose_validates_and_keeps_vllm_private():
+    cfg = compose_config()
+    services = cfg["services"]
+    assert {"gateway", "vllm", "vllm-base", "prometheus", "grafana"} <= set(services)
+    for name in ("vllm", "vllm-base"):
+        assert not services[name].get("ports"), f"{name} must not publish a port"
+        assert "--enable-prompt-embeds" in services["vllm"]["command"]
+    assert cfg["networks"]["private"].get("internal") is True
+    env = services["gateway"]["environment"]
+    assert env["AURA_ENGINE"] == "remote" and env["AURA_REMOTE_URL"] == "http://vllm:8001"
+    assert services["gateway"]["build"]["target"] in ("cpu", "gpu")
+
+
+def test_prometheus_scrapes_gateway_and_vllm():
+    prom = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus.yml")))
+    targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {"gateway:8000", "vllm:8001", "vllm-base:8002"}
+
+
+def test_dashboard_queries_use_real_metrics():
+    dash = json.load(open(os.path.join(ROOT, "deploy", "grafana", "dashboards", "aura-gateway.json")))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    ours = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    used = {n for e in exprs for n in re.findall(r"\b(aura_[a-z_]+)", e)}
+    base = {re.sub(r"_(bucket|sum|count|total)$", "", n) for n in used}
+    assert base <= {re.sub(r"_total$", "", n) for n in ours}, base - ours
+
+
+def test_dockerfile_has_cpu_and_gpu_targets():
+    text = open(os.path.join(ROOT, "Dockerfile")).read()
+    assert re.search(r"^FROM .* AS cpu$", text, re.M) and re.search(r"^FROM vllm/vllm-openai:.* AS gpu$", text, re.M)
+    assert '".[cpu]"' in text and '".[gpu]"' in text
