@@ -120,3 +120,18 @@ def model(tiny) -> str:
 @pytest.fixture(scope="session")
 def client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def real_speech(tmp_path_factory) -> list[dict]:
+    """Real human recordings (Asterisk's prompts, from Debian) with their transcripts."""
+    import json
+
+    from benchmarks.real_speech import fetch
+
+    manifest = fetch(str(tmp_path_factory.mktemp("real-speech")))
+    base = os.path.dirname(manifest)
+    rows = [json.loads(line) for line in open(manifest)]
+    for r in rows:
+        r["path"] = os.path.join(base, r["audio"])
+    return rows

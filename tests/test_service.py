@@ -259,3 +259,33 @@ def test_32_concurrent_mixed_requests_equal_solo_runs(server, speech_corpus, mod
     together = asyncio.run(run(concurrent=True))
     assert together == solo
     assert len(set(solo)) > 1
+
+
+def _resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(wave, src, dst).astype(np.float32)
+
+
+def test_real_human_speech_in_several_formats_on_both_paths(server, real_speech):
+    """Recordings the project never trained on, re-encoded as a browser/phone would send them."""
+    picks = [r for r in real_speech if len(r["text"].split()) >= 4][:3]
+    encodings = {
+        "wav-8k-int16": lambda w, sr: wav_bytes(w, sr),
+        "flac-16k": lambda w, sr: wav_bytes(_resample(w, sr, 16000), 16000, "PCM_16", "FLAC"),
+        "mp3-44k-stereo": lambda w, sr: wav_bytes(np.stack([_resample(w, sr, 44100)] * 2, 1), 44100, "MPEG_LAYER_III", "MP3"),
+        "ogg-opus-48k": lambda w, sr: wav_bytes(_resample(w, sr, 48000), 48000, "OPUS", "OGG"),
+        "webm-opus-48k": lambda w, sr: encode_pyav(_resample(w, sr, 48000), 48000, "webm", "libopus"),
+        "m4a-aac-22k": lambda w, sr: encode_pyav(_resample(w, sr, 22050), 22050, "ipod", "aac"),
+    }
+    for i, rec in enumerate(picks):
+        wave, sr = sf.read(rec["path"], dtype="float32")
+        for j, (name, encode) in enumerate(encodings.items()):
+            mode = ["aura", "cascade"][(i + j) % 2]
+            r = speech_chat(server, encode(wave, sr), filename=f"real.{name}", mode=mode, max_tokens=4, temperature=0)
+            assert r.status_code == 200, (rec["audio"], name, r.text)
+            body = r.json()
+            assert abs(body["audio_seconds"] - len(wave) / sr) < 0.15, (name, body["audio_seconds"])
+            assert body["usage"]["completion_tokens"] >= 1
+            if mode == "cascade":
+                assert isinstance(body["transcript"], str)

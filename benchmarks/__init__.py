@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation data. They talk to the service over HTTP like any client."""
