@@ -159,12 +159,14 @@ async def speech_chat(
     top_p: Annotated[float, Form(gt=0.0, le=1.0)] = 1.0,
     seed: Annotated[int | None, Form()] = None,
     stream: Annotated[bool, Form()] = False,
+    ignore_eos: Annotated[bool, Form(description="vLLM extension: always generate max_tokens tokens")] = False,
 ):
     state = get_state(request)
     _set_mode(request, mode)
     content = [{"type": "audio"}] + ([{"type": "text", "text": prompt}] if prompt else [])
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
-    job = ChatJob(mode, messages, [await _read_upload(audio, "audio")], _request_id(request), max_tokens, temperature, top_p, seed)
+    job = ChatJob(mode, messages, [await _read_upload(audio, "audio")], _request_id(request), max_tokens, temperature, top_p, seed,
+                  ignore_eos)
     name = state.model_name if mode == "aura" else state.cascade_model_name
 
     def reply(r: ChatResult) -> dict:
@@ -237,7 +239,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
     _set_mode(request, mode)
     messages, audio = chat_messages(body)
     job = ChatJob(mode, messages, audio, _request_id(request), body.max_completion_tokens or body.max_tokens,
-                  body.temperature, body.top_p, body.seed)
+                  body.temperature, body.top_p, body.seed, body.ignore_eos)
     cid, created = f"chatcmpl-{job.request_id}", int(time.time())
 
     def usage(r: ChatResult) -> dict:
@@ -249,7 +251,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
-            "usage": usage(r), "timings_ms": r.timings_ms, "transcript": r.transcript,
+            "usage": usage(r), "timings_ms": r.timings_ms, "audio_seconds": r.audio_seconds, "transcript": r.transcript,
         }
     prepared = await start_stream(state, job)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -267,7 +269,8 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
             yield chunk({}, payload.finish_reason or "stop")
             if include_usage:
                 yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                       "choices": [], "usage": usage(payload), "timings_ms": payload.timings_ms}
+                       "choices": [], "usage": usage(payload), "timings_ms": payload.timings_ms,
+                       "audio_seconds": payload.audio_seconds}
 
     return _sse_response(stream_events(state, prepared, render))
 

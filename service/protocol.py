@@ -53,6 +53,7 @@ class ChatCompletionRequest(_Strict):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = None
+    ignore_eos: bool = Field(False, description="vLLM extension: generate max_tokens tokens whatever the model says")
     n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -14,6 +14,7 @@ class EngineRequest:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    ignore_eos: bool = False  # benchmarks: fixed-length completions
     prompt_embeds: torch.Tensor | None = None  # (positions, hidden); AuRA prompts
     prompt_token_ids: list[int] | None = field(default=None)  # text prompts (cascade, text-only)
 

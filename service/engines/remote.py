@@ -57,6 +57,8 @@ class RemoteEngine:
             "stream": True,
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
         }
+        if req.ignore_eos:
+            body["ignore_eos"] = True  # a vLLM extension of the Completions API
         if req.seed is not None:
             body["seed"] = req.seed
         if req.prompt_embeds is not None:
