@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run tiny clean
+.PHONY: setup test test-fast lint run tiny bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ tiny: $(TINY)/bundle/aura.json
 
 run: tiny
 	$(BIN)/aura serve --bundle $(TINY)/bundle --port $(PORT)
+
+# Starts its own server on the tiny bundle (port 8011), runs the short suite, writes
+# benchmarks/results/<date-time>/. `make bench PUBLISH=1` also rewrites benchmarks/RESULTS.md.
+bench: tiny
+	$(BIN)/python -m benchmarks.suite $(if $(PUBLISH),--publish)
 
 test: setup
 	$(BIN)/python -m pytest -q

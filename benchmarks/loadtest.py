@@ -214,7 +214,7 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="shuffling and arrival seed")
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_target_args(p)
     p.add_argument("--audio", required=True, help="directory of audio files, or a manifest (JSONL: audio, text)")
@@ -226,9 +226,11 @@ def main(argv=None) -> None:
     p.add_argument("--requests", type=int, default=32, help="requests per level (closed loop: at least 2 per client)")
     p.add_argument("--warmup", type=int, default=2, help="unmeasured requests per mode first")
     p.add_argument("--out", help="directory for loadtest.json, loadtest.md and plots")
-    args = p.parse_args(argv)
-    result = run(args)
-    print(markdown(result))
+    return p
+
+
+def main(argv=None) -> None:
+    print(markdown(run(parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

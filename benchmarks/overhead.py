@@ -110,7 +110,7 @@ def markdown(result: dict) -> str:
     return "\n".join(out)
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_target_args(p)
     p.add_argument("--audio", required=True, help="directory of audio files, or a manifest")
@@ -118,6 +118,11 @@ def main(argv=None) -> None:
     p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16], help="levels")
     p.add_argument("--requests", type=int, default=32, help="requests per level (half audio, half text)")
     p.add_argument("--out", help="directory for overhead.json and overhead.md")
+    return p
+
+
+def main(argv=None) -> None:
+    p = parser()
     args = p.parse_args(argv)
     if not args.model:
         p.error("--model is required (the AuRA model name, see GET /v1/models)")

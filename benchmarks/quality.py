@@ -137,7 +137,7 @@ def run(args) -> dict:
     return result
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://localhost:8000", help="server base URL")
     p.add_argument("--model", required=True, help="the AuRA model name; the cascade is MODEL-cascade")
@@ -149,7 +149,11 @@ def main(argv=None) -> None:
     p.add_argument("--api-key", default=os.environ.get("AURA_API_KEY"), help="bearer key (default: $AURA_API_KEY)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", help="directory for quality.json and quality.md")
-    print(markdown(run(p.parse_args(argv))))
+    return p
+
+
+def main(argv=None) -> None:
+    print(markdown(run(parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

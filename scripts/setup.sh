@@ -5,13 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-EXTRAS=${AURA_EXTRAS:-cpu,train,dev}
+EXTRAS=${AURA_EXTRAS:-cpu,train,dev,bench}
 
 # Debian packages: espeak-ng (speech synthesis for training data and tests), docker-compose (to
-# validate docker-compose.yml; no Docker engine is needed for that).
+# validate docker-compose.yml; no Docker engine is needed for that), chromium (the playground's
+# browser test drives it with Playwright; Playwright's own browser download is not used).
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get"

@@ -6,12 +6,13 @@ import asyncio
 import base64
 import binascii
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile as StarletteUpload
 
@@ -27,6 +28,7 @@ from service.protocol import (
 from service.state import ServerState
 
 public = APIRouter()
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
 def get_state(request: Request) -> ServerState:
@@ -317,6 +319,12 @@ async def list_models(request: Request, pipeline: PipelineDep):
         engine = pipeline.engine if path == "aura" else pipeline.cascade_engine
         data.append(ModelCard(id=name, created=state.created, max_model_len=engine.max_model_len, path=path))
     return ModelList(data=data)
+
+
+@public.get("/", include_in_schema=False)
+async def playground():
+    """The web playground: record or upload audio, both paths side by side (static, no build step)."""
+    return FileResponse(os.path.join(STATIC_DIR, "index.html"))
 
 
 @public.get("/health")

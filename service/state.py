@@ -6,8 +6,10 @@ import logging
 import os
 import time
 
+import numpy as np
 from anyio import to_thread
 
+from adapters import SAMPLE_RATE
 from adapters.bundle import Bundle
 from adapters.config import AuraConfig
 from adapters.errors import BundleError
@@ -72,6 +74,9 @@ class ServerState:
         if s.engine == "remote" and not s.remote_url:
             raise BundleError("engine=remote needs --remote-url (the `vllm serve --enable-prompt-embeds` base URL)")
         bundle = await to_thread.run_sync(Bundle.load, s.bundle)
+        # The first pass builds the mel filter bank and warms torch's kernels (~100 ms): pay it now,
+        # not in the first user's latency.
+        await to_thread.run_sync(bundle.embed_audio, np.zeros(SAMPLE_RATE, np.float32))
         self.bundle = bundle
         asr_dir, cascade_llm = self._cascade_parts(bundle)
         cascade_engine = asr = None

@@ -1,0 +1,59 @@
+"""Write benchmarks/RESULTS.md from a results folder (and, optionally, an independent second run).
+
+    python -m benchmarks.publish benchmarks/results/RUN_A [--compare-with benchmarks/results/RUN_B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from benchmarks.compare import compare
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+TINY_NOTE = """> **Read these numbers as plumbing, not as model quality.** This run served the tiny random-weight
+> bundle from `aura make-tiny` (a 2-layer LLM, a 2-layer Whisper). Its WER and agreement are meaningless.
+> Its cascade is unfairly slow: the random Whisper decoder never emits end-of-text, so faster-whisper
+> decodes to its 448-token limit on every clip (about 2 s of CPU each), and on 2 cores that also slows
+> every other request in the run. What the run does show: the AuRA front end's cost per second of
+> audio, the overhead of an audio prompt against a text prompt of the same length on the same engine,
+> and that every path works under load. A real model (Whisper-base teacher, Gemma 3 270M student) is
+> the next milestone; its numbers will replace these.
+"""
+
+
+def publish(run: str, compare_with: str | None = None) -> str:
+    rel = os.path.relpath(run, HERE)
+    summary = open(os.path.join(run, "summary.md")).read().split("\n", 1)[1]
+    model = json.load(open(os.path.join(run, "quality.json")))["models"]["aura"]
+    parts = [
+        "# Benchmark results\n",
+        f"The latest published run of `make bench`; every figure below is read from the result files committed in "
+        f"`benchmarks/{rel}/` (raw per-request records are in its `*.json`).\n",
+        TINY_NOTE if "tiny" in model else "",
+        summary,
+    ]
+    if compare_with:
+        rel_b = os.path.relpath(compare_with, HERE)
+        parts.append("\n## Reproducibility: the same workload, run again\n\n"
+                     f"An independent run of the same `make bench` workload (`benchmarks/{rel_b}/`), ratios side by side:\n\n"
+                     + compare(run, compare_with))
+    text = "\n".join(p for p in parts if p)
+    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run")
+    p.add_argument("--compare-with")
+    a = p.parse_args(argv)
+    publish(a.run, a.compare_with)
+    print(os.path.join(HERE, "RESULTS.md"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""`make bench`: start a server on the default bundle, run the short default suite, write results.
+
+    python -m benchmarks.suite                       # → benchmarks/results/<date-time>/
+    python -m benchmarks.suite --url http://host:8000 --model NAME    # against a server already running
+
+Each run writes loadtest.*, overhead.*, quality.* and the plots into its own folder, plus
+summary.md; `--publish` also rewrites benchmarks/RESULTS.md from that folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import httpx
+
+from benchmarks import loadtest, overhead, quality
+from benchmarks.publish import publish
+from benchmarks.real_speech import fetch
+from benchmarks.report import machine, machine_line
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def start_server(bundle: str, port: int) -> subprocess.Popen:
+    log = open(os.path.join(ROOT, "artifacts", "bench-server.log"), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--bundle", bundle, "--port", str(port),
+                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited ({proc.returncode}); see artifacts/bench-server.log")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    proc.terminate()
+    raise SystemExit("the server was not ready within 10 minutes; see artifacts/bench-server.log")
+
+
+def run_suite(url: str, model: str, audio: str, out: str, quick: bool) -> dict:
+    common = ["--url", url, "--no-progress"]
+    lt = loadtest.run(loadtest.parser().parse_args(common + ["--audio", audio, "--limit", "16", "--modes", "aura,cascade", "--concurrency", "1,4,16",
+                                              "--requests", "16" if quick else "32", "--max-tokens", "16", "--ignore-eos", "--out", out]))
+    ov = overhead.run(overhead.parser().parse_args(common + ["--model", model, "--audio", audio, "--limit", "8", "--concurrency", "1,16",
+                                              "--requests", "16" if quick else "32", "--max-tokens", "16", "--out", out]))
+    ql = quality.run(quality.parser().parse_args(["--url", url, "--no-progress", "--model", model, "--manifest", audio, "--limit", "8" if quick else "20",
+                                   "--max-tokens", "16", "--out", out]))
+    return {"loadtest": lt, "overhead": ov, "quality": ql}
+
+
+def summary(results: dict, out: str, command: str, model: str) -> str:
+    rel = os.path.relpath(out, HERE)
+    parts = [
+        f"# Benchmark run {os.path.basename(out)}\n",
+        f"Machine: {machine_line(results['loadtest']['machine'])}\n",
+        f"Command: `{command}` · model `{model}` · files: `benchmarks/{rel}/`\n",
+        "## Load test (AuRA vs cascade, interleaved)\n", open(os.path.join(out, "loadtest.md")).read().split("\n", 4)[-1],
+        f"\n![latency vs concurrency]({rel}/latency_vs_concurrency.png)\n\n![stage breakdown]({rel}/stage_breakdown.png)\n",
+        "## Audio-path overhead (audio vs text prompts of equal length, same engine)\n", open(os.path.join(out, "overhead.md")).read().split("\n", 4)[-1],
+        "## Quality\n", open(os.path.join(out, "quality.md")).read().split("\n", 4)[-1],
+    ]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", help="a running server (default: start one on --bundle)")
+    p.add_argument("--model", help="model name (default: the server's AuRA model)")
+    p.add_argument("--bundle", default=os.path.join(ROOT, "artifacts", "tiny", "bundle"), help="bundle to serve")
+    p.add_argument("--port", type=int, default=8011, help="port for the server this command starts")
+    p.add_argument("--audio", default=None, help="manifest (default: real speech from Debian's Asterisk prompts)")
+    p.add_argument("--out", default=None, help="results folder (default: benchmarks/results/<date-time>)")
+    p.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    p.add_argument("--publish", action="store_true", help="rewrite benchmarks/RESULTS.md from this run")
+    a = p.parse_args(argv)
+    command = "python -m benchmarks.suite " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
+    out = a.out or os.path.join(HERE, "results", time.strftime("%Y-%m-%d_%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    audio = a.audio or fetch(os.path.join(ROOT, "artifacts", "real-speech"))
+    server = None
+    url = a.url
+    if not url:
+        print(f"starting a server on {a.bundle} ...", flush=True)
+        server = start_server(a.bundle, a.port)
+        url = f"http://127.0.0.1:{a.port}"
+    try:
+        models = {m["id"]: m["path"] for m in httpx.get(url + "/v1/models", timeout=10).json()["data"]}
+        model = a.model or next(k for k, v in models.items() if v == "aura")
+        results = run_suite(url, model, audio, out, a.quick)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(60)
+    text = summary(results, out, command, model)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "machine.json"), "w") as f:
+        json.dump(machine(), f, indent=1)
+    if a.publish:
+        publish(out)
+    print(text)
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()

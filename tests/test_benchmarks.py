@@ -1,0 +1,67 @@
+"""Benchmarks: their arithmetic, and a small real run of each against the shared test server."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import loadtest, overhead, quality
+from benchmarks.audioset import Clip
+from benchmarks.stats import percentile
+
+
+def test_percentile_interpolates():
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([5], 99) == 5
+    assert percentile([], 50) is None
+    assert percentile(list(range(101)), 90) == 90
+
+
+def test_wer_normalises_case_and_punctuation():
+    assert quality.wer(["Hello, World!"], ["hello world"]) == 0.0
+    assert quality.wer(["turn on the lights"], ["turn off the lights"]) == 0.25
+    assert quality.wer(["two words"], [""]) == 1.0
+
+
+def test_token_f1():
+    assert quality.token_f1("The cat sat.", "the cat sat") == 1.0
+    assert quality.token_f1("a b", "c d") == 0.0
+    assert quality.token_f1("a b c d", "a b") == pytest.approx(2 / 3)
+
+
+def test_jobs_interleave_modes_over_the_same_clips():
+    clips = [Clip(f"c{i}.wav", b"") for i in range(3)]
+    work = loadtest.jobs(clips, ["aura", "cascade"], 6)
+    assert [m for m, _ in work] == ["aura", "cascade"] * 3
+    assert [c.name for _, c in work[0::2]] == [c.name for _, c in work[1::2]]
+
+
+@pytest.mark.vllm
+def test_small_runs_against_a_live_server(server, model, real_speech, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": r["path"], "text": r["text"]}) + "\n" for r in real_speech[10:13]))
+    out = str(tmp_path / "out")
+    common = ["--url", server.url, "--no-progress", "--max-tokens", "4"]
+
+    lt = loadtest.run(loadtest.parser().parse_args(common + ["--audio", str(manifest), "--concurrency", "1,2", "--requests", "4",
+                                                             "--ignore-eos", "--warmup", "0", "--out", out]))
+    for level in lt["levels"]:
+        for mode in ("aura", "cascade"):
+            s = level["modes"][mode]
+            assert s["ok"] == s["requests"] >= 2 and s["ttft_s_p50"] > 0 and s["server_ms_mean"]["total"] > 0
+            assert all(r["completion_tokens"] == 4 for r in level["records"])  # ignore_eos: fixed length
+        assert level["ratios"]["ttft_p50"] > 0
+    for name in ("loadtest.json", "loadtest.md", "latency_vs_concurrency.png", "stage_breakdown.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+
+    ov = overhead.run(overhead.parser().parse_args(common + ["--model", model, "--audio", str(manifest), "--limit", "2",
+                                                             "--concurrency", "1", "--requests", "4", "--out", out]))
+    (level,) = ov["levels"]
+    assert abs(level["prompt_token_gap_mean"]) <= 1, "text prompts were not calibrated to the audio prompts' length"
+    assert level["ttft_ratio_p50"] > 0 and ov["front_end_ms_per_audio_second"] > 0
+
+    ql = quality.run(quality.parser().parse_args(["--url", server.url, "--no-progress", "--model", model, "--manifest", str(manifest),
+                                                  "--limit", "2", "--max-tokens", "4", "--out", out]))
+    assert set(ql["paths"]) == {"aura", "cascade"}
+    assert all(0 <= p["wer"] and 0 <= p["agreement_f1"] <= 1 for p in ql["paths"].values())
+    assert os.path.exists(os.path.join(out, "quality.md"))
