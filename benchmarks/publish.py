@@ -39,7 +39,10 @@ def publish(run: str, compare_with: str | None = None) -> str:
         rel_b = os.path.relpath(compare_with, HERE)
         parts.append("\n## Reproducibility: the same workload, run again\n\n"
                      f"An independent run of the same `make bench` workload (`benchmarks/{rel_b}/`), ratios side by side:\n\n"
-                     + compare(run, compare_with))
+                     + compare(run, compare_with)
+                     + "\nThese are ratios of medians over 16–32 requests on 2 shared cores with a model whose prefill takes "
+                       "~25 ms, so a few milliseconds of scheduling noise move them. A change beyond ±10 % says the workload "
+                       "is too small for a decision; raise `--requests` (loadtest, overhead) for one.\n")
     text = "\n".join(p for p in parts if p)
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write(text)

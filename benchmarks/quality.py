@@ -21,22 +21,15 @@ import argparse
 import asyncio
 import base64
 import os
-import re
 import statistics
-import string
 from collections import Counter
 
 import httpx
 from tqdm.auto import tqdm
 
+from adapters.text import normalize
 from benchmarks.audioset import Clip, load_clips
 from benchmarks.report import command_line, fmt, machine, machine_line, table, write_json
-
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-
-
-def normalize(text: str) -> str:
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
