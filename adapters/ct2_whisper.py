@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -53,7 +54,8 @@ def read_ct2(path: str) -> dict[str, np.ndarray]:
 
 
 def _layers(ct2: dict, side: str) -> int:
-    return len({k.split("/")[1] for k in ct2 if k.startswith(f"{side}/layer_")})
+    pattern = re.compile(rf"^{side}/layer_(\d+)/")
+    return len({m.group(1) for k in ct2 if (m := pattern.match(k))})
 
 
 def hf_state_dict(ct2: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -80,29 +82,26 @@ def hf_state_dict(ct2: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     linear(f"{e}.conv2", "encoder/conv2")
     sd[f"{e}.embed_positions.weight"] = ct2["encoder/position_encodings/encodings"]
     norm(f"{e}.layer_norm", "encoder/layer_norm")
-    for i in range(_layers(ct2, "encoder")):
-        h, c = f"{e}.layers.{i}", f"encoder/layer_{i}"
+    def self_attention_and_ffn(h: str, c: str):  # what encoder and decoder layers share
         norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
         split(f"{h}.self_attn", f"{c}/self_attention/linear_0", ["q_proj", "k_proj", "v_proj"])
         linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
         norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
         linear(f"{h}.fc1", f"{c}/ffn/linear_0")
         linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+
+    for i in range(_layers(ct2, "encoder")):
+        self_attention_and_ffn(f"{e}.layers.{i}", f"encoder/layer_{i}")
     sd[f"{dcd}.embed_tokens.weight"] = ct2["decoder/embeddings/weight"]
     sd[f"{dcd}.embed_positions.weight"] = ct2["decoder/position_encodings/encodings"]
     norm(f"{dcd}.layer_norm", "decoder/layer_norm")
     for i in range(_layers(ct2, "decoder")):
         h, c = f"{dcd}.layers.{i}", f"decoder/layer_{i}"
-        norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-        split(f"{h}.self_attn", f"{c}/self_attention/linear_0", ["q_proj", "k_proj", "v_proj"])
-        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        self_attention_and_ffn(h, c)
         norm(f"{h}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
         linear(f"{h}.encoder_attn.q_proj", f"{c}/attention/linear_0")
         split(f"{h}.encoder_attn", f"{c}/attention/linear_1", ["k_proj", "v_proj"])
         linear(f"{h}.encoder_attn.out_proj", f"{c}/attention/linear_2")
-        norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
-        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
-        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
     sd["proj_out.weight"] = ct2.get("decoder/projection/weight", ct2["decoder/embeddings/weight"])
     return {k: torch.from_numpy(np.ascontiguousarray(v).astype(np.float32)) for k, v in sd.items()}
 
