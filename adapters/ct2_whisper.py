@@ -147,12 +147,9 @@ def convert_ct2_whisper(ct2_dir: str, output: str) -> str:
 
 
 @torch.no_grad()
-def greedy_transcribe(model, tokenizer, wave: np.ndarray, max_new_tokens: int = 120) -> str:
-    """Plain greedy decoding with the English transcription prompt, without timestamps."""
-    from adapters.features import FeatureConfig, log_mel
-
-    n_mels = model.config.num_mel_bins
-    mel = log_mel(wave, FeatureConfig(n_mels=n_mels), pad_to_samples=480_000)[:, :3000]
+def greedy_transcribe(model, tokenizer, mel: np.ndarray | torch.Tensor, max_new_tokens: int = 120) -> str:
+    """Plain greedy decoding of a (n_mels, 3000) log-mel with the English transcription prompt, no timestamps."""
+    mel = torch.as_tensor(mel, dtype=torch.float32)
     enc = model.model.encoder(mel[None]).last_hidden_state
     ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>")]
     eot = tokenizer.eos_token_id

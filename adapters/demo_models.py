@@ -79,15 +79,30 @@ def convert_gemma(out: str) -> str:
         gguf = gguf_pkg.assemble(os.path.join(tmp, gguf_pkg.MODEL_NAME))
         model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.bfloat16)
         tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
-    model.save_pretrained(out, safe_serialization=True)
+    # transformers keeps a GGUF "quantizer" on the model and refuses to save it, although the weights
+    # are already dequantized: move them into a plain model of the same config.
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
+    if missing or unexpected:
+        raise DemoModelError(f"GGUF → HF: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    plain.tie_weights()
+    plain.generation_config = model.generation_config
+    plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
 
 
 def check_whisper_conversion(ct2_dir: str, hf_dir: str) -> list[tuple[str, str]]:
-    """faster-whisper and the converted transformers Whisper must agree on espeak-ng speech."""
-    import numpy as np
+    """faster-whisper and the converted transformers Whisper must agree on espeak-ng speech.
+
+    Both get faster-whisper's own features (its STFT pads differently from transformers'), so what is
+    compared is the weights and the decoding, not two front ends."""
     from faster_whisper import WhisperModel
+    from faster_whisper.audio import pad_or_trim
     from transformers import AutoTokenizer, WhisperForConditionalGeneration
 
     from adapters.audio import load_audio
@@ -108,7 +123,7 @@ def check_whisper_conversion(ct2_dir: str, hf_dir: str) -> list[tuple[str, str]]
                                         condition_on_previous_text=False, suppress_tokens=[],
                                         suppress_blank=False)
             a = " ".join(s.text.strip() for s in segments).strip()
-            b = greedy_transcribe(hf, tok, np.asarray(wave))
+            b = greedy_transcribe(hf, tok, pad_or_trim(fw.feature_extractor(wave)))
             pairs.append((a, b))
     bad = [(a, b) for a, b in pairs if normalize(a) != normalize(b)]
     if bad:
