@@ -26,6 +26,7 @@ from adapters.prompt import PromptError
 from service import metrics
 from service.asr import ASR
 from service.engines.base import Engine, EngineRequest
+from service.engines.remote import RemoteEngineError
 from service.errors import APIError, bad_request
 
 Mode = Literal["aura", "cascade"]
@@ -208,5 +209,6 @@ class Pipeline:
 
 
 def engine_failure(e: Exception) -> APIError:
-    return APIError(502 if "remote" in type(e).__name__.lower() else 500, f"the engine failed: {e}",
+    """A server-side failure: 502 when the remote vLLM failed, 500 otherwise."""
+    return APIError(502 if isinstance(e, RemoteEngineError) else 500, f"the engine failed: {e}",
                     type="server_error", code="engine_error")
