@@ -76,14 +76,7 @@ async def _watch_disconnect(request: Request, task: asyncio.Task) -> None:
 async def run_to_completion(request: Request, state: ServerState, job: ChatJob) -> ChatResult:
     """Run a non-streamed job; a client that goes away cancels it, which aborts the engine request."""
     async with state.limiter.slot():
-        prepared = await state.pipeline.prepare(job)
-
-        async def consume():
-            async for _ in state.pipeline.generate(prepared):
-                pass
-            return prepared.result
-
-        task = asyncio.ensure_future(consume())
+        task = asyncio.ensure_future(state.pipeline.complete(job))
         watcher = asyncio.ensure_future(_watch_disconnect(request, task))
         try:
             return await task
@@ -185,7 +178,6 @@ async def speech_chat(
             yield {"type": "delta", "text": payload}
         elif kind == "done":
             yield {"type": "done", **reply(payload)}
-        return
 
     return _sse_response(stream_events(state, prepared, render))
 
@@ -244,16 +236,12 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
                   body.temperature, body.top_p, body.seed, body.ignore_eos)
     cid, created = f"chatcmpl-{job.request_id}", int(time.time())
 
-    def usage(r: ChatResult) -> dict:
-        return {"prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-                "total_tokens": r.prompt_tokens + r.completion_tokens, "audio_tokens": r.audio_tokens}
-
     if not body.stream:
         r = await run_to_completion(request, state, job)
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
-            "usage": usage(r), "timings_ms": r.timings_ms, "audio_seconds": r.audio_seconds, "transcript": r.transcript,
+            "usage": r.usage(), "timings_ms": r.timings_ms, "audio_seconds": r.audio_seconds, "transcript": r.transcript,
         }
     prepared = await start_stream(state, job)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -271,7 +259,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
             yield chunk({}, payload.finish_reason or "stop")
             if include_usage:
                 yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                       "choices": [], "usage": usage(payload), "timings_ms": payload.timings_ms,
+                       "choices": [], "usage": payload.usage(), "timings_ms": payload.timings_ms,
                        "audio_seconds": payload.audio_seconds}
 
     return _sse_response(stream_events(state, prepared, render))
