@@ -46,6 +46,7 @@ def add_distill(sub) -> None:
     p.add_argument("--stride", type=int, default=4, help="mel frames per audio token (4 = 25 tokens/s)")
     p.add_argument("--embed-width", type=int, default=512, help="channels of the audio embedding layer")
     p.add_argument("--no-boundaries", action="store_true", help="no learned audio start/end embeddings")
+    p.add_argument("--no-teacher-init", action="store_true", help="random first convolution instead of the teacher's")
     p.add_argument("--lora-rank", type=int, default=d.rank, help="LoRA rank")
     p.add_argument("--lora-alpha", type=int, default=d.alpha, help="LoRA alpha")
     p.add_argument("--lora-dropout", type=float, default=d.dropout, help="LoRA dropout")
@@ -76,7 +77,7 @@ def run_distill(a) -> None:
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
         eval_fraction=a.eval_fraction, steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
-        boundaries=not a.no_boundaries,
+        boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init,
         lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha, dropout=a.lora_dropout, target_modules=a.lora_targets, layers=a.lora_layers),
         losses=LossSettings(cosine_weight=a.cosine_weight, mse_weight=a.mse_weight, task_weight=a.task_weight),
         layer_map=a.layer_map, transcribe_instruction=a.instruction, max_audio_seconds=a.max_audio_seconds,

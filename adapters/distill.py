@@ -47,6 +47,7 @@ class DistillSettings:
     stride: int = 4
     embed_width: int = 512
     boundaries: bool = True
+    teacher_init: bool = True  # start the audio layer's first convolution from the teacher's
     lora: LoraSettings = field(default_factory=LoraSettings)
     losses: LossSettings = field(default_factory=LossSettings)
     layer_map: list[tuple[int, int]] | None = None
@@ -55,6 +56,7 @@ class DistillSettings:
     max_audio_seconds: float = 30.0
     seed: int = 0
     eval_every: int = 100
+    eval_samples: int = 3  # held-out clips decoded greedily at each evaluation
     save_every: int = 200
     log_every: int = 10
     cache_dir: str | None = None
@@ -75,6 +77,19 @@ def _build_config(s: DistillSettings, teacher: Teacher, student_layers: int) -> 
         transcribe_instruction=s.transcribe_instruction,
         name=os.path.basename(os.path.normpath(s.output)),
     )
+
+
+def init_from_teacher(audio_embed, teacher: Teacher) -> bool:
+    """Copy Whisper's first convolution (mel → d_model, kernel 3) into the audio layer's when the
+    shapes agree: its filters already pick out speech, so the LLM starts from useful features
+    instead of random projections. Returns whether it was copied."""
+    src, dst = teacher.encoder.conv1, audio_embed.conv1
+    if src.weight.shape != dst.weight.shape:
+        return False
+    with torch.no_grad():
+        dst.weight.copy_(src.weight.float())
+        dst.bias.copy_(src.bias.float())
+    return True
 
 
 def _examples(entries: list[ManifestEntry], instruction: str, max_seconds: float, progress: bool) -> list[tuple[Example, ManifestEntry]]:
@@ -101,11 +116,13 @@ def _teacher_states(student: Student, teacher_cache: TeacherCache, examples, pro
 
 def _step_loss(student: Student, projections: LayerProjections, examples, teacher_states, with_task: bool):
     batch = student.batch(examples)
-    out = student.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    out = student.llm(
+        inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], output_hidden_states=True, logits_to_keep=1
+    )
     loss, parts = distill_loss(out.hidden_states, batch["audio_spans"], teacher_states, projections, student.cfg.losses)
     parts["distill"] = loss.item()
     if with_task:
-        t = task_loss(out.logits, batch["labels"])
+        t = task_loss(student.output_logits, out.hidden_states[-1], batch["labels"])
         loss = loss + student.cfg.losses.task_weight * t
         parts["task"] = t.item()
     parts["loss"] = loss.item()
@@ -124,6 +141,14 @@ def evaluate(student, projections, examples, teacher_states, batch_size: int, wi
         batches += 1
     student.train()
     return {k: v / max(1, batches) for k, v in totals.items()}
+
+
+def _samples(student: Student, examples) -> list[dict]:
+    """Greedy outputs on a few held-out clips: the loss says how far, these say what it hears."""
+    student.eval()
+    out = [{"reference": ex.target, "output": student.transcribe(ex.wave, ex.instruction)} for ex, _ in examples]
+    student.train()
+    return out
 
 
 def distill(s: DistillSettings) -> AuraConfig:
@@ -156,6 +181,8 @@ def distill(s: DistillSettings) -> AuraConfig:
 
         llm_cfg = AutoConfig.from_pretrained(s.llm).get_text_config()
         student = Student.create(_build_config(s, teacher, llm_cfg.num_hidden_layers))
+        if s.teacher_init:
+            init_from_teacher(student.audio_embed, teacher)
     cfg = student.cfg
     for layer_s, layer_t in cfg.layer_map:
         if not (1 <= layer_t <= teacher.num_layers):
@@ -257,9 +284,12 @@ def distill(s: DistillSettings) -> AuraConfig:
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
         if evals and (step % s.eval_every == 0 or step == s.steps):
             metrics = evaluate(raw_student, raw_proj, evals, eval_states, s.batch_size, with_task)
-            history["eval"].append({"step": step, **{k: round(v, 5) for k, v in metrics.items()}})
+            samples = _samples(raw_student, evals[: s.eval_samples])
+            history["eval"].append({"step": step, **{k: round(v, 5) for k, v in metrics.items()}, "samples": samples})
             if show:
                 tqdm.write(f"step {step}: eval " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                for x in samples:
+                    tqdm.write(f"  {x['reference']!r} -> {x['output']!r}")
         if step % s.save_every == 0 or step == s.steps:
             save()
     bar.close()

@@ -47,6 +47,14 @@ def distill_loss(
     return loss, {"cosine": cos.item(), "mse": mse.item()}
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy on the target text only (prompt positions are labelled -100)."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+def task_loss(output_head, last_hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy on the target text only (prompt positions are labelled -100).
+
+    Takes the final (normed) hidden states rather than logits: only the target positions pay for
+    the vocabulary projection. Gemma 3's is 262k × 640, so projecting every audio and prompt
+    position of a batch cost more than the rest of the forward pass.
+    """
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = output_head(last_hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), targets[keep])

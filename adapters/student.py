@@ -117,6 +117,14 @@ class Student(torch.nn.Module):
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(ids.to(self.device))
 
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head (with final-logit soft-capping where the model has it) on final hidden states."""
+        logits = self.llm.get_output_embeddings()(hidden)
+        cap = getattr(self.llm.config.get_text_config(), "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
     @property
     def device(self) -> torch.device:
         return next(self.audio_embed.parameters()).device
@@ -130,6 +138,15 @@ class Student(torch.nn.Module):
         return assemble_prompt(
             self.tokenizer, self.embed_tokens, messages, [self.audio_tokens(wave)], chat_template=self.cfg.chat_template
         )
+
+    @torch.no_grad()
+    def transcribe(self, wave: np.ndarray, instruction: str | None = None, max_new_tokens: int = 48) -> str:
+        """Greedy answer of the un-merged student (HF generate), to watch training; serving uses vLLM."""
+        p = self.prompt(wave, instruction or self.cfg.transcribe_instruction)
+        embeds = p.embeds[None].to(next(self.llm.parameters()).dtype)
+        ids = self.llm.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device),
+                                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        return self.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
 
     def audio_token_span(self, prompt: PromptEmbeds) -> tuple[int, int]:
         """(start, count) of the real audio tokens, boundary embeddings excluded."""

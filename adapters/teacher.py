@@ -1,21 +1,23 @@
 """The frozen ASR-encoder teacher: per-layer Whisper encoder states, pooled to the student's rate.
 
-Whisper's encoder only accepts 30 s inputs, so audio is zero-padded to 30 s, encoded, and the
-states are sliced back to the real length before pooling. Teacher states are cached on disk, keyed
+Whisper was trained on 30 s windows, but its encoder is a plain transformer with learned positions:
+we run it on the clip's own frames (positions sliced to that length) instead of padding every clip
+to 30 s. On 2 CPU cores that is ~10× cheaper for 3 s clips (0.07 s vs 0.8 s), and the states stay
+close to the padded ones (cosine 0.93 at the last layer, ≥0.97 at layers 1-3, measured on a
+festival clip), which is what a distillation *target* needs. Teacher states are cached on disk, keyed
 by the audio's content and the teacher settings, so epochs never recompute them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from adapters.features import FeatureConfig, log_mel, num_frames
+from adapters.features import FeatureConfig, log_mel
 
 
 class Teacher:
@@ -43,14 +45,29 @@ class Teacher:
         """{teacher hidden-state index: (num_tokens, d_model)} for one clip, pooled in time."""
         if wave.shape[0] > self.max_samples:
             raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {wave.shape[0] / 16000:.1f} s")
-        mel = log_mel(wave, self.features, pad_to_samples=self.max_samples)[:, : self.max_frames]
-        out = self.encoder(mel[None].to(self.device), output_hidden_states=True)
-        real = math.ceil(num_frames(wave.shape[0], self.features) / 2)
+        mel = log_mel(wave, self.features)
+        hidden = self._encode(mel[None].to(self.device))
         states = {}
         for layer in layers:
-            h = out.hidden_states[layer][0, :real].float().T[None]  # (1, d, time)
+            h = hidden[layer][0].float().T[None]  # (1, d, time)
             states[layer] = torch.nn.functional.adaptive_avg_pool1d(h, num_tokens)[0].T.cpu().contiguous()
         return states
+
+
+    def _encode(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden states [embeddings, layer 1, ..., final layer (normed)], as WhisperEncoder's
+        output_hidden_states gives them, for an unpadded mel of any length up to 30 s."""
+        enc = self.encoder
+        x = torch.nn.functional.gelu(enc.conv1(mel))
+        x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
+        x = x + enc.embed_positions.weight[: x.shape[1]]
+        hidden = [x]
+        for layer in enc.layers:
+            x = layer(x, None)
+            x = x[0] if isinstance(x, tuple) else x
+            hidden.append(x)
+        hidden[-1] = enc.layer_norm(x)
+        return hidden
 
 
 class TeacherCache:
@@ -64,7 +81,7 @@ class TeacherCache:
     def _key(self, wave: np.ndarray, layers: list[int], num_tokens: int) -> str:
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
-        h.update(f"{os.path.abspath(self.teacher.path)}|{layers}|{num_tokens}".encode())
+        h.update(f"{os.path.abspath(self.teacher.path)}|{layers}|{num_tokens}|unpadded".encode())
         return h.hexdigest()[:32]
 
     def get(self, wave: np.ndarray, layers: list[int], num_tokens: int) -> dict[int, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,3 +95,50 @@ def test_unreadable_clip_in_manifest_names_line(tiny, tmp_path):
     (tmp_path / "m.jsonl").write_text('{"audio": "bad.wav", "text": "hi"}\n')
     with pytest.raises(ManifestError, match=r"m\.jsonl:1: .*bad\.wav: not a readable audio file"):
         distill(settings(tiny, str(tmp_path / "m.jsonl"), str(tmp_path / "out"), eval_fraction=0))
+
+
+@pytest.mark.parametrize("arch", ["tiny", "tiny_gemma"])
+def test_task_loss_on_target_positions_equals_full_cross_entropy(arch, request):
+    """The trainer projects only target positions onto the vocabulary; the loss must not change."""
+    from adapters.losses import task_loss
+    from adapters.student import Example
+
+    student = Student.from_checkpoint(request.getfixturevalue(arch)["checkpoint"]).eval()
+    rng = np.random.default_rng(0)
+    batch = student.batch([Example(rng.standard_normal(32000).astype(np.float32) * 0.1, "Transcribe the audio.", "a b c d"),
+                           Example(rng.standard_normal(20000).astype(np.float32) * 0.1, "Transcribe the audio.", "e")])
+    with torch.no_grad():
+        full = student.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"]).logits
+        ref = torch.nn.functional.cross_entropy(full[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=-100)
+        out = student.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
+                          output_hidden_states=True, logits_to_keep=1)
+        got = task_loss(student.output_logits, out.hidden_states[-1], batch["labels"])
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_teacher_runs_unpadded_with_whispers_own_layers(tiny):
+    """Teacher._encode is WhisperEncoder without the 30 s padding: on a 30 s input both agree exactly."""
+    from adapters.teacher import Teacher
+
+    teacher = Teacher(tiny["whisper"])
+    mel = torch.randn(1, 80, teacher.max_frames)
+    with torch.no_grad():
+        ours = teacher._encode(mel)
+        hf = teacher.encoder(mel, output_hidden_states=True).hidden_states
+    assert len(ours) == len(hf) == teacher.num_layers + 1
+    for a, b in zip(ours, hf, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # and a 2 s clip gives 2 s of states, no padding needed
+        assert teacher._encode(mel[..., :200])[-1].shape[1] == 100
+
+
+def test_audio_layer_starts_from_the_teachers_first_convolution(tiny):
+    from adapters.distill import init_from_teacher
+    from adapters.embedding import AudioEmbedConfig, AudioEmbedding
+    from adapters.teacher import Teacher
+
+    teacher = Teacher(tiny["whisper"])
+    layer = AudioEmbedding(AudioEmbedConfig(width=teacher.hidden_size, hidden_size=128))
+    assert init_from_teacher(layer, teacher)
+    torch.testing.assert_close(layer.conv1.weight, teacher.encoder.conv1.weight)
+    assert not init_from_teacher(AudioEmbedding(AudioEmbedConfig(width=teacher.hidden_size * 2, hidden_size=128)), teacher)
