@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run tiny bench demo-models clean
+.PHONY: setup test test-fast lint run bundle tiny bench demo-models corpus train-demo clean
 
 setup: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
-# The tiny random-weight bundle: the default model until a real one is built.
+# The tiny random-weight bundle (tests, development, a fast smoke-test server).
 $(TINY)/bundle/aura.json: $(STAMP)
 	$(BIN)/aura make-tiny $(TINY)
 
@@ -27,13 +27,47 @@ demo-models: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[demo]"
 	$(BIN)/python -m adapters.demo_models artifacts/demo
 
-run: tiny
-	$(BIN)/aura serve --bundle $(TINY)/bundle --port $(PORT)
+# The default model: the committed adapter (adapters/pretrained/$(MODEL)) on the demo weights,
+# merged into artifacts/bundles/$(MODEL) on first use, with the cascade beside it.
+MODEL := aura-gemma3-270m-whisper-base
+DEMO  := artifacts/demo
 
-# Starts its own server on the tiny bundle (port 8011), runs the short suite, writes
-# benchmarks/results/<date-time>/. `make bench PUBLISH=1` also rewrites benchmarks/RESULTS.md.
-bench: tiny
-	$(BIN)/python -m benchmarks.suite $(if $(PUBLISH),--publish)
+$(DEMO)/.done: $(STAMP)
+	$(MAKE) demo-models
+	touch $@
+
+run: $(DEMO)/.done
+	$(BIN)/aura serve --port $(PORT)
+
+# Just build the default bundle (what docker-compose mounts), without serving it.
+bundle: $(DEMO)/.done
+	$(BIN)/python -m adapters.pretrained bundle
+
+# Retraining the default adapter (hours on 2 CPU cores): speak the corpus, distil, publish.
+CORPUS := artifacts/corpus
+TRAIN  := artifacts/train/$(MODEL)
+STEPS  ?= 1500
+
+corpus: $(STAMP)
+	bash scripts/setup-tts.sh
+	$(BIN)/python -m adapters.corpus $(CORPUS)
+
+train-demo: $(DEMO)/.done
+	test -f $(CORPUS)/train.jsonl || $(MAKE) corpus
+	$(BIN)/aura distill --teacher $(DEMO)/whisper-base --llm $(DEMO)/gemma-3-270m \
+	  --manifest $(CORPUS)/train.jsonl --eval-manifest $(CORPUS)/heldout-seen.jsonl \
+	  --output $(TRAIN) --stride 8 --steps $(STEPS) --lora-lr 4e-4 --eval-every 150 --save-every 100 --resume
+	$(BIN)/python -m adapters.pretrained publish $(TRAIN) --asr-model $(DEMO)/whisper-base-ct2
+
+# Starts its own server on the default model (port 8011), runs the suite (latency of both paths;
+# WER on real speech and on the corpus's held-out clips), writes benchmarks/results/<date-time>/.
+# `make bench PUBLISH=1` also rewrites benchmarks/RESULTS.md.
+$(CORPUS)/heldout-voice.jsonl: $(STAMP)
+	bash scripts/setup-tts.sh
+	$(BIN)/python -m adapters.corpus $(CORPUS) --only heldout
+
+bench: $(DEMO)/.done $(CORPUS)/heldout-voice.jsonl
+	$(BIN)/python -m benchmarks.suite --heldout $(CORPUS) --quality-limit 100 $(if $(PUBLISH),--publish)
 
 test: setup
 	$(BIN)/python -m pytest -q

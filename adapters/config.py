@@ -88,7 +88,14 @@ class AuraConfig:
         if not os.path.isfile(path):
             raise BundleError(f"{directory}: no {CONFIG_NAME}; is this an AuRA bundle or checkpoint?")
         with open(path) as f:
-            return cls.from_dict(json.load(f))
+            cfg = cls.from_dict(json.load(f))
+        # A committed adapter names its models relative to its own folder ("../../../artifacts/..."),
+        # so it works from any checkout; absolute paths and other names are left alone.
+        for key in ("base_llm", "teacher", "asr_model"):
+            value = getattr(cfg, key)
+            if isinstance(value, str) and value.startswith(("./", "../")):
+                setattr(cfg, key, os.path.normpath(os.path.join(os.path.abspath(directory), value)))
+        return cfg
 
 
 def default_layer_map(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:

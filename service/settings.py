@@ -7,13 +7,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_BUNDLE = "artifacts/tiny/bundle"
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AURA_", env_file=None, extra="ignore")
 
-    bundle: str = Field(DEFAULT_BUNDLE, description="AuRA bundle directory (aura.json, audio_embed.safetensors, llm/)")
+    bundle: str | None = Field(None, description="AuRA bundle directory (aura.json, audio_embed.safetensors, llm/); "
+                               "default: the pretrained Gemma 3 270M adapter, exported to artifacts/bundles/ on first use")
     model_name: str | None = Field(None, description="public model name (default: the name in aura.json, else the bundle's folder name); NAME-cascade is the cascade")
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in containers)")
     port: int = Field(8000, description="port to listen on")

@@ -13,6 +13,7 @@ from adapters import SAMPLE_RATE
 from adapters.bundle import Bundle
 from adapters.config import AuraConfig
 from adapters.errors import BundleError
+from adapters.pretrained import ensure_bundle
 from service.asr import ASR
 from service.engines.base import Engine
 from service.engines.inprocess import InProcessEngine
@@ -36,11 +37,13 @@ class ServerState:
         self.engines: list[Engine] = []
         self.ready = False
         self.error: str | None = None
-        if not os.path.isdir(settings.bundle):
-            raise BundleError(f"bundle {settings.bundle!r} not found; build the tiny one with `aura make-tiny` "
+        # No --bundle: the committed pretrained adapter, merged into a bundle on first use.
+        self.bundle_path = settings.bundle or ensure_bundle()
+        if not os.path.isdir(self.bundle_path):
+            raise BundleError(f"bundle {self.bundle_path!r} not found; build the tiny one with `aura make-tiny` "
                               "or point --bundle / AURA_BUNDLE at one written by `aura export`")
-        cfg = AuraConfig.load(settings.bundle)
-        self.model_name = settings.model_name or cfg.name or os.path.basename(os.path.normpath(settings.bundle))
+        cfg = AuraConfig.load(self.bundle_path)
+        self.model_name = settings.model_name or cfg.name or os.path.basename(os.path.normpath(self.bundle_path))
 
     @property
     def cascade_model_name(self) -> str:
@@ -73,7 +76,7 @@ class ServerState:
         s = self.settings
         if s.engine == "remote" and not s.remote_url:
             raise BundleError("engine=remote needs --remote-url (the `vllm serve --enable-prompt-embeds` base URL)")
-        bundle = await to_thread.run_sync(Bundle.load, s.bundle)
+        bundle = await to_thread.run_sync(Bundle.load, self.bundle_path)
         # The first pass builds the mel filter bank and warms torch's kernels (~100 ms): pay it now,
         # not in the first user's latency.
         await to_thread.run_sync(bundle.embed_audio, np.zeros(SAMPLE_RATE, np.float32))

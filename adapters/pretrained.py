@@ -1,0 +1,114 @@
+"""The trained adapters committed under adapters/pretrained/, and the bundles built from them.
+
+A committed adapter is a distillation checkpoint without its optimizer state or teacher cache:
+lora/, audio_embed.safetensors and aura.json, whose model paths are relative to the adapter's own
+folder (they point into artifacts/demo/, which `make demo-models` fills). The first `aura serve`
+merges it into a bundle under artifacts/bundles/<name>/; later starts reuse that bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from adapters.config import CONFIG_NAME, AuraConfig
+from adapters.errors import BundleError
+from adapters.export import LLM_DIR, export_bundle
+from adapters.student import AUDIO_EMBED_FILE, LORA_DIR
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRETRAINED = os.path.join(REPO, "adapters", "pretrained")
+BUNDLES = os.path.join(REPO, "artifacts", "bundles")
+DEFAULT_MODEL = "aura-gemma3-270m-whisper-base"
+LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def adapter_dir(name: str = DEFAULT_MODEL) -> str:
+    return os.path.join(PRETRAINED, name)
+
+
+def bundle_dir(name: str = DEFAULT_MODEL) -> str:
+    return os.path.join(BUNDLES, name)
+
+
+def save_relative(cfg: AuraConfig, directory: str, anchor: str | None = None) -> None:
+    """Write cfg's aura.json into `directory` with its model paths relative to `anchor` (default:
+    `directory`, the folder's final place), so the folder keeps working when the tree it sits in
+    moves (another checkout, a container mounting artifacts/)."""
+    for key in ("base_llm", "teacher", "asr_model"):
+        path = getattr(cfg, key)
+        if path is not None:
+            setattr(cfg, key, os.path.relpath(os.path.abspath(path), anchor or directory))
+    for key in ("manifest", "exported_from"):  # machine-local paths: keep the file name only
+        if key in cfg.training:
+            cfg.training[key] = os.path.basename(os.path.normpath(str(cfg.training[key])))
+    cfg.save(directory)
+
+
+def publish(checkpoint: str, name: str = DEFAULT_MODEL, asr_model: str | None = None) -> str:
+    """Copy a checkpoint's servable part to adapters/pretrained/<name>, with relative model paths."""
+    out = adapter_dir(name)
+    os.makedirs(os.path.join(out, LORA_DIR), exist_ok=True)
+    for f in LORA_FILES:
+        shutil.copyfile(os.path.join(checkpoint, LORA_DIR, f), os.path.join(out, LORA_DIR, f))
+    shutil.copyfile(os.path.join(checkpoint, AUDIO_EMBED_FILE), os.path.join(out, AUDIO_EMBED_FILE))
+    cfg = AuraConfig.load(checkpoint)
+    cfg.name = name
+    cfg.asr_model = asr_model or cfg.asr_model
+    save_relative(cfg, out)
+    # PEFT records the absolute base path it was trained from; it is informational (we always pass
+    # the base model in), so point it at the same relative location.
+    lora_cfg = os.path.join(out, LORA_DIR, "adapter_config.json")
+    with open(lora_cfg) as f:
+        d = json.load(f)
+    d["base_model_name_or_path"] = cfg.base_llm
+    with open(lora_cfg, "w") as f:
+        json.dump(d, f, indent=2)
+    return out
+
+
+def ensure_bundle(name: str = DEFAULT_MODEL) -> str:
+    """The bundle of a committed adapter, exported on first use. Raises BundleError with the fix
+    when the adapter or the base weights it needs are missing."""
+    out = bundle_dir(name)
+    if os.path.isfile(os.path.join(out, CONFIG_NAME)) and os.path.isdir(os.path.join(out, LLM_DIR)):
+        return out
+    src = adapter_dir(name)
+    if not os.path.isfile(os.path.join(src, CONFIG_NAME)):
+        known = sorted(os.listdir(PRETRAINED)) if os.path.isdir(PRETRAINED) else []
+        raise BundleError(f"no pretrained adapter {name!r} in {PRETRAINED} (have: {', '.join(known) or 'none'})")
+    cfg = AuraConfig.load(src)
+    for what, path in (("base LLM", cfg.base_llm), ("ASR model", cfg.asr_model)):
+        if path and not os.path.isdir(path):
+            raise BundleError(f"{name}: the {what} is not at {path}; run `make demo-models` first")
+    print(f"building bundle {out} from {src} (first run only; about a minute)", flush=True)
+    tmp = out + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    export_bundle(src, tmp)
+    save_relative(AuraConfig.load(tmp), tmp, anchor=out)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)  # a bundle directory is either complete or absent
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Publish a distillation checkpoint under adapters/pretrained/, or build a bundle from one.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pub = sub.add_parser("publish", help="copy CHECKPOINT's LoRA, audio layer and aura.json to adapters/pretrained/NAME")
+    pub.add_argument("checkpoint")
+    pub.add_argument("--name", default=DEFAULT_MODEL)
+    pub.add_argument("--asr-model", help="CTranslate2 Whisper for the cascade beside it")
+    bun = sub.add_parser("bundle", help="export adapters/pretrained/NAME to artifacts/bundles/NAME (if not built yet)")
+    bun.add_argument("--name", default=DEFAULT_MODEL)
+    a = p.parse_args(argv)
+    try:
+        print(publish(a.checkpoint, a.name, a.asr_model) if a.cmd == "publish" else ensure_bundle(a.name))
+    except BundleError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()
