@@ -24,6 +24,23 @@ TINY_NOTE = """> **Read these numbers as plumbing, not as model quality.** This 
 """
 
 
+def model_section(model: str, run: str) -> str:
+    """The served adapter's model card and training curves, when it is a committed adapter."""
+    from adapters import pretrained
+    from benchmarks import training_curves
+
+    src = pretrained.adapter_dir(model)
+    card = os.path.join(src, "README.md")
+    if not os.path.isfile(card):
+        return ""
+    curves = training_curves.main([src, "--out", run])
+    rel = os.path.relpath(curves, HERE)
+    text = open(card).read().split("\n", 1)[1]  # the card's own title is replaced by ours
+    samples = open(os.path.join(run, "training.md")).read()
+    return (f"## The model: `{model}`\n\nFrom its model card (`adapters/pretrained/{model}/README.md`):\n{text}\n"
+            f"### Training curves\n\n![training curves]({rel})\n\nHeld-out losses during training:\n\n{samples}\n")
+
+
 def publish(run: str, compare_with: str | None = None) -> str:
     rel = os.path.relpath(run, HERE)
     summary = open(os.path.join(run, "summary.md")).read().split("\n", 1)[1]
@@ -34,6 +51,7 @@ def publish(run: str, compare_with: str | None = None) -> str:
         f"`benchmarks/{rel}/` (raw per-request records are in its `*.json`).\n",
         TINY_NOTE if "tiny" in model else "",
         summary,
+        model_section(model, run),
     ]
     if compare_with:
         rel_b = os.path.relpath(compare_with, HERE)

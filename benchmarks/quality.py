@@ -28,7 +28,7 @@ import httpx
 from tqdm.auto import tqdm
 
 from adapters.text import normalize
-from benchmarks.audioset import Clip, load_clips
+from benchmarks.audioset import FORMATS, Clip, load_clips, transcode
 from benchmarks.report import command_line, fmt, machine, machine_line, table, write_json
 
 
@@ -80,7 +80,7 @@ async def evaluate(args, clips: list[Clip]) -> dict:
     rows = []
     async with httpx.AsyncClient(timeout=600) as http:
         for clip in tqdm(clips, desc="quality", unit="clip", disable=args.no_progress):
-            row = {"clip": clip.name, "reference": clip.text}
+            row = {"clip": clip.name, "reference": clip.text, "format": os.path.splitext(clip.name)[1].lstrip(".")}
             instruction = clip.instruction or args.instruction
             for path, model in paths.items():
                 row[f"{path}_transcript"] = await transcribe(http, base, model, clip, headers)
@@ -109,7 +109,15 @@ def markdown(result: dict) -> str:
         out.append(f"\n**{path}** ({result['models'][path]})\n\n" + table(
             ["clips", "WER", "agreement F1", "agreement exact"],
             [[s["clips"], fmt(s["wer"], 100, 1) + " %", fmt(s.get("agreement_f1"), 1, 3), fmt(s.get("agreement_exact"), 100, 1) + " %"]]))
-    examples = result["rows"][:5]
+    formats = sorted({r["format"] for r in result["rows"]})
+    if len(formats) > 1:
+        rows = []
+        for f in formats:
+            sub = [r for r in result["rows"] if r["format"] == f]
+            refs = [r["reference"] for r in sub]
+            rows.append([f, len(sub)] + [fmt(wer(refs, [r[f"{p}_transcript"] for r in sub]), 100, 1) + " %" for p in result["paths"]])
+        out.append("\nBy the format the clip was sent in:\n\n" + table(["format", "clips", *(f"{p} WER" for p in result["paths"])], rows))
+    examples = result["rows"][: result.get("examples", 5)]
     if examples:
         out.append("\nFirst transcripts:\n\n" + table(["reference", "aura", "cascade"],
                    [[r["reference"], r["aura_transcript"][:80], r["cascade_transcript"][:80]] for r in examples]))
@@ -117,12 +125,16 @@ def markdown(result: dict) -> str:
 
 
 def run(args) -> dict:
-    clips = [c for c in load_clips(args.manifest, args.limit) if c.text]
+    clips = [c for c in load_clips(args.manifest, args.limit, args.sample_seed) if c.text]
     if not clips:
         raise SystemExit(f"{args.manifest}: no clips with a reference 'text'")
+    formats = [f for f in args.formats.split(",") if f] if args.formats else []
+    if formats:  # round-robin: clip i goes out as formats[i % n], the same bytes to both paths
+        clips = [transcode(c, formats[i % len(formats)]) for i, c in enumerate(clips)]
     result = asyncio.run(evaluate(args, clips))
     result.update({"benchmark": "quality", "command": command_line(), "machine": machine(), "manifest": args.manifest,
-                   "models": {"aura": args.model, "cascade": f"{args.model}-cascade"}, "instruction": args.instruction})
+                   "models": {"aura": args.model, "cascade": f"{args.model}-cascade"}, "instruction": args.instruction,
+                   "examples": args.examples})
     if args.out:
         write_json(os.path.join(args.out, "quality.json"), result)
         with open(os.path.join(args.out, "quality.md"), "w") as f:
@@ -136,6 +148,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the AuRA model name; the cascade is MODEL-cascade")
     p.add_argument("--manifest", required=True, help="JSONL with audio and text (optional instruction/response)")
     p.add_argument("--limit", type=int, help="use at most this many clips")
+    p.add_argument("--sample-seed", type=int, help="with --limit: a seeded random sample instead of the first clips")
+    p.add_argument("--formats", help=f"re-encode clips round-robin into these formats ({','.join(FORMATS)})")
+    p.add_argument("--examples", type=int, default=5, help="transcripts shown in the Markdown")
     p.add_argument("--instruction", default="Answer the request in one sentence.",
                    help="instruction for clips without their own ('' to skip the agreement metric)")
     p.add_argument("--max-tokens", type=int, default=32, help="answer length")

@@ -28,9 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def start_server(bundle: str, port: int) -> subprocess.Popen:
+def start_server(bundle: str | None, port: int) -> subprocess.Popen:
     log = open(os.path.join(ROOT, "artifacts", "bench-server.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--bundle", bundle, "--port", str(port),
+    where = ["--bundle", bundle] if bundle else []  # none: the default model
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", *where, "--port", str(port),
                              "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -46,15 +47,30 @@ def start_server(bundle: str, port: int) -> subprocess.Popen:
     raise SystemExit("the server was not ready within 10 minutes; see artifacts/bench-server.log")
 
 
-def run_suite(url: str, model: str, audio: str, out: str, quick: bool) -> dict:
+# Extra quality sets: (label, manifest file name in --heldout, what it is).
+HELDOUT_SETS = [
+    ("heldout-seen", "heldout-seen.jsonl", "synthetic speech: sentences never trained on, voices seen in training"),
+    ("heldout-voice", "heldout-voice.jsonl", "synthetic speech: sentences never trained on, a voice never trained on (Festival rab)"),
+]
+REAL_FORMATS = "wav,flac,mp3,opus,m4a,webm"
+
+
+def run_suite(url: str, model: str, audio: str, out: str, quick: bool, quality_limit: int = 20, heldout: str | None = None) -> dict:
     common = ["--url", url, "--no-progress"]
     lt = loadtest.run(loadtest.parser().parse_args(common + ["--audio", audio, "--limit", "16", "--modes", "aura,cascade", "--concurrency", "1,4,16",
                                               "--requests", "16" if quick else "32", "--max-tokens", "16", "--ignore-eos", "--out", out]))
     ov = overhead.run(overhead.parser().parse_args(common + ["--model", model, "--audio", audio, "--limit", "8", "--concurrency", "1,16",
                                               "--requests", "16" if quick else "32", "--max-tokens", "16", "--out", out]))
-    ql = quality.run(quality.parser().parse_args(["--url", url, "--no-progress", "--model", model, "--manifest", audio, "--limit", "8" if quick else "20",
-                                   "--max-tokens", "16", "--out", out]))
-    return {"loadtest": lt, "overhead": ov, "quality": ql}
+    limit = "8" if quick else str(quality_limit)
+    # Real speech goes out round-robin in six encodings, the same bytes to both paths.
+    ql = quality.run(quality.parser().parse_args(["--url", url, "--no-progress", "--model", model, "--manifest", audio, "--limit", limit,
+                                   "--sample-seed", "0", "--formats", REAL_FORMATS, "--examples", "10", "--max-tokens", "16", "--out", out]))
+    results = {"loadtest": lt, "overhead": ov, "quality": ql}
+    for label, name, _ in HELDOUT_SETS if heldout else []:
+        results[f"quality-{label}"] = quality.run(quality.parser().parse_args([
+            "--url", url, "--no-progress", "--model", model, "--manifest", os.path.join(heldout, name), "--limit", limit,
+            "--sample-seed", "0", "--instruction", "", "--examples", "10", "--max-tokens", "16", "--out", os.path.join(out, f"quality-{label}")]))
+    return results
 
 
 def summary(results: dict, out: str, command: str, model: str) -> str:
@@ -66,8 +82,11 @@ def summary(results: dict, out: str, command: str, model: str) -> str:
         "## Load test (AuRA vs cascade, interleaved)\n", open(os.path.join(out, "loadtest.md")).read().split("\n", 4)[-1],
         f"\n![latency vs concurrency]({rel}/latency_vs_concurrency.png)\n\n![stage breakdown]({rel}/stage_breakdown.png)\n",
         "## Audio-path overhead (audio vs text prompts of equal length, same engine)\n", open(os.path.join(out, "overhead.md")).read().split("\n", 4)[-1],
-        "## Quality\n", open(os.path.join(out, "quality.md")).read().split("\n", 4)[-1],
+        "## Quality: real human speech (Asterisk prompts, six encodings)\n", open(os.path.join(out, "quality.md")).read().split("\n", 4)[-1],
     ]
+    for label, _, what in HELDOUT_SETS:
+        if f"quality-{label}" in results:
+            parts += [f"## Quality: {what}\n", open(os.path.join(out, f"quality-{label}", "quality.md")).read().split("\n", 4)[-1]]
     return "\n".join(parts)
 
 
@@ -75,11 +94,13 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="a running server (default: start one on --bundle)")
     p.add_argument("--model", help="model name (default: the server's AuRA model)")
-    p.add_argument("--bundle", default=os.path.join(ROOT, "artifacts", "tiny", "bundle"), help="bundle to serve")
+    p.add_argument("--bundle", help="bundle to serve (default: the default model, built on first use)")
     p.add_argument("--port", type=int, default=8011, help="port for the server this command starts")
     p.add_argument("--audio", default=None, help="manifest (default: real speech from Debian's Asterisk prompts)")
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results/<date-time>)")
     p.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    p.add_argument("--quality-limit", type=int, default=20, help="clips per quality set (a seeded sample)")
+    p.add_argument("--heldout", help="folder with the corpus's heldout-seen.jsonl and heldout-voice.jsonl (`python -m adapters.corpus DIR --only heldout`)")
     p.add_argument("--publish", action="store_true", help="rewrite benchmarks/RESULTS.md from this run")
     a = p.parse_args(argv)
     command = "python -m benchmarks.suite " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))
@@ -89,13 +110,13 @@ def main(argv=None) -> None:
     server = None
     url = a.url
     if not url:
-        print(f"starting a server on {a.bundle} ...", flush=True)
+        print(f"starting a server on {a.bundle or 'the default model'} ...", flush=True)
         server = start_server(a.bundle, a.port)
         url = f"http://127.0.0.1:{a.port}"
     try:
         models = {m["id"]: m["path"] for m in httpx.get(url + "/v1/models", timeout=10).json()["data"]}
         model = a.model or next(k for k, v in models.items() if v == "aura")
-        results = run_suite(url, model, audio, out, a.quick)
+        results = run_suite(url, model, audio, out, a.quick, a.quality_limit, a.heldout)
     finally:
         if server is not None:
             server.terminate()
