@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     gpu_memory_utilization: float = Field(0.2, gt=0, le=1, description="vLLM: GPU memory fraction (on CPU: fraction of RAM for KV cache)")
     max_model_len: int = Field(2048, gt=0, description="longest prompt + completion, in tokens (audio included)")
-    dtype: str = Field("auto", description="vLLM dtype of the weights (auto: the checkpoint's)")
+    dtype: str = Field("auto", description="vLLM dtype of the weights (auto: the checkpoint's; float32 on a CPU without native bf16)")
     enforce_eager: bool = Field(True, description="skip CUDA graphs / torch.compile (faster start, CPU-friendly)")
 
     max_audio_seconds: float = Field(30.0, gt=0, description="longest accepted clip")
