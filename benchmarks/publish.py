@@ -19,8 +19,7 @@ TINY_NOTE = """> **Read these numbers as plumbing, not as model quality.** This 
 > decodes to its 448-token limit on every clip (about 2 s of CPU each), and on 2 cores that also slows
 > every other request in the run. What the run does show: the AuRA front end's cost per second of
 > audio, the overhead of an audio prompt against a text prompt of the same length on the same engine,
-> and that every path works under load. A real model (Whisper-base teacher, Gemma 3 270M student) is
-> the next milestone; its numbers will replace these.
+> and that every path works under load. `make bench` on the default model gives the real numbers.
 """
 
 
