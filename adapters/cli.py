@@ -38,6 +38,8 @@ def add_distill(sub) -> None:
     p.add_argument("--eval-manifest", help="held-out manifest; default: hold out --eval-fraction of --manifest")
     p.add_argument("--eval-fraction", type=float, default=0.1, help="fraction held out when no --eval-manifest")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
+    p.add_argument("--max-minutes", type=float, help="time budget for this run: the cosine schedule follows the clock "
+                   "(or the steps, whichever is further) and training stops when it is spent")
     p.add_argument("--batch-size", type=int, default=8, help="examples per micro-batch (per process)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the audio layer and projections")
@@ -75,7 +77,7 @@ def run_distill(a) -> None:
 
     s = DistillSettings(
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
-        eval_fraction=a.eval_fraction, steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
+        eval_fraction=a.eval_fraction, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
         boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init,
         lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha, dropout=a.lora_dropout, target_modules=a.lora_targets, layers=a.lora_layers),

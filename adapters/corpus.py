@@ -1,7 +1,8 @@
-"""The demo training corpus: project-written sentences spoken by every offline TTS voice we have.
+"""The demo training corpus: project-written sentences, and free-form English prose for a wider
+vocabulary (adapters.prose), spoken by every offline TTS voice we have.
 
-    python -m adapters.corpus artifacts/corpus                 # the default model's corpus: 4,600 clips, 5 min on 2 cores
-    python -m adapters.corpus artifacts/corpus --only heldout  # just its 300 held-out clips (for benchmarks)
+    python -m adapters.corpus artifacts/corpus                 # the default model's corpus: 11,450 clips, ~20 min on 2 cores
+    python -m adapters.corpus artifacts/corpus --only heldout  # just its 450 held-out clips (for benchmarks)
 
 Voices come from three Debian synthesizers: espeak-ng (formant; accents × variants, random rate
 and pitch), MBROLA diphone voices driven by espeak-ng (us1, us2, us3, en1), and Festival (kal
@@ -9,9 +10,10 @@ diphone, the CMU SLT HTS voice, rab diphone). Every clip then gets a random gain
 time, background noise at 10-35 dB SNR, and is written as 16 kHz mono wav.
 
 Splits, each a manifest in the output folder:
-  train.jsonl            sentences 0..n_train, seen voices
-  heldout-seen.jsonl     unseen sentences, seen voices
-  heldout-voice.jsonl    unseen sentences, a voice never used in training (Festival rab diphone)
+  train.jsonl            template sentences 0..n_train and n_prose prose sentences, seen voices
+  heldout-seen.jsonl     unseen template sentences, seen voices
+  heldout-voice.jsonl    unseen template sentences, a voice never used in training (Festival rab diphone)
+  heldout-prose.jsonl    unseen prose sentences, seen voices
 Questions with a known answer also carry {"instruction": "Answer the question.", "response": ...}.
 """
 
@@ -32,6 +34,9 @@ from tqdm.auto import tqdm
 
 from adapters.audio import SAMPLE_RATE, load_audio
 from adapters.manifest import write_manifest
+from adapters.prose import DEBIAN_PACKAGE as PROSE_PACKAGE
+from adapters.prose import ProseError
+from adapters.prose import sample as prose_sample
 from adapters.sentences import Sentence, generate
 from adapters.synth import SynthError, espeak_binary
 
@@ -40,7 +45,7 @@ ESPEAK_VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+m1", "+m2", "+m3", "+m4", "
 MBROLA_VOICES = ["mb-us1", "mb-us2", "mb-us3", "mb-en1"]
 FESTIVAL_VOICES = ["kal_diphone", "cmu_us_slt_arctic_hts"]
 HELDOUT_VOICE = ("festival", "rab_diphone")
-DEBIAN_PACKAGES = "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts"
+DEBIAN_PACKAGES = "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts " + PROSE_PACKAGE
 
 
 @dataclass(frozen=True)
@@ -118,18 +123,18 @@ def _render(job: tuple) -> dict:
     return row
 
 
-SPLITS = ("train", "heldout-seen", "heldout-voice")
+SPLITS = ("train", "heldout-seen", "heldout-voice", "heldout-prose")
 
 
-def build(out: str, n_train: int = 3500, repeat: int = 800, n_heldout: int = 150, seed: int = 0, workers: int = 2,
-          progress: bool = True, splits: tuple[str, ...] = SPLITS) -> dict[str, str]:
+def build(out: str, n_train: int = 3500, repeat: int = 800, n_heldout: int = 150, n_prose: int = 7000, seed: int = 0,
+          workers: int = 2, progress: bool = True, splits: tuple[str, ...] = SPLITS) -> dict[str, str]:
     """Render `splits` into `out`; returns {split: manifest path}. Every split is planned whatever is
     rendered, so the held-out sets alone (for benchmarks) are the clips training was evaluated on."""
     espeak_binary()
     sentences = generate(n_train + 2 * n_heldout, seed=seed)
     train_s, seen_s, voice_s = sentences[:n_train], sentences[n_train : n_train + n_heldout], sentences[n_train + n_heldout :]
     r = random.Random(seed)
-    jobs: dict[str, list[tuple]] = {"train": [], "heldout-seen": [], "heldout-voice": []}
+    jobs: dict[str, list[tuple]] = {split: [] for split in SPLITS}
     i = 0
 
     def add(split: str, s: Sentence, v: Voice) -> None:
@@ -145,6 +150,12 @@ def build(out: str, n_train: int = 3500, repeat: int = 800, n_heldout: int = 150
         add("heldout-seen", s, random_voice(r))
     for s in voice_s:
         add("heldout-voice", s, Voice(*HELDOUT_VOICE, rate=r.uniform(0.9, 1.1)))
+    # Prose comes last so that adding it left every template clip above exactly as it was.
+    prose = [Sentence(t, "prose") for t in prose_sample(n_prose + n_heldout, seed)] if n_prose or "heldout-prose" in splits else []
+    for s in prose[:n_prose]:
+        add("train", s, random_voice(r))
+    for s in prose[n_prose : n_prose + n_heldout]:
+        add("heldout-prose", s, random_voice(r))
 
     os.makedirs(os.path.join(out, "clips"), exist_ok=True)
     manifests = {}
@@ -166,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", help="output folder (clips/ and the manifests)")
     p.add_argument("--train", type=int, default=3500, help="distinct training sentences")
     p.add_argument("--repeat", type=int, default=800, help="training sentences spoken a second time, by another voice")
+    p.add_argument("--prose", type=int, default=7000, help="prose training sentences (Debian's fortunes), each spoken once")
     p.add_argument("--heldout", type=int, default=150, help="sentences in each held-out split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -173,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     splits = SPLITS if a.only == "all" else SPLITS[1:]
     try:
-        manifests = build(a.out, a.train, a.repeat, a.heldout, a.seed, a.workers, splits=splits)
-    except SynthError as e:
+        manifests = build(a.out, a.train, a.repeat, a.heldout, a.prose, a.seed, a.workers, splits=splits)
+    except (SynthError, ProseError) as e:
         raise SystemExit(f"error: {e} (Debian packages needed: {DEBIAN_PACKAGES})") from None
     for split, path in manifests.items():
         print(f"{split}: {path}")

@@ -6,6 +6,7 @@ loop on several GPUs or nodes; on one CPU it is a plain loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -38,6 +39,7 @@ class DistillSettings:
     eval_manifest: str | None = None
     eval_fraction: float = 0.1
     steps: int = 1000
+    max_minutes: float | None = None  # a time budget: the schedule then runs on the clock, and training stops at it
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 1e-3
@@ -114,11 +116,20 @@ def _teacher_states(student: Student, teacher_cache: TeacherCache, examples, pro
     return states
 
 
+def _autocast(device: torch.device):
+    """bf16 matmuls on a GPU, the weights and optimizer staying fp32. (The loop calls the unwrapped
+    student, so accelerate's own mixed precision, which wraps forward(), would not apply.)"""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _step_loss(student: Student, projections: LayerProjections, examples, teacher_states, with_task: bool):
     batch = student.batch(examples)
-    out = student.llm(
-        inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], output_hidden_states=True, logits_to_keep=1
-    )
+    with _autocast(student.device):
+        out = student.llm(
+            inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], output_hidden_states=True, logits_to_keep=1
+        )
     loss, parts = distill_loss(out.hidden_states, batch["audio_spans"], teacher_states, projections, student.cfg.losses)
     parts["distill"] = loss.item()
     if with_task:
@@ -151,16 +162,19 @@ def _samples(student: Student, examples) -> list[dict]:
     return out
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({os.cpu_count()} threads)"
+
+
 def distill(s: DistillSettings) -> AuraConfig:
     """Train an AuRA adapter; the checkpoint (and its aura.json with metrics) lands in s.output."""
     from accelerate import Accelerator
 
     torch.manual_seed(s.seed)
     random.seed(s.seed)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=s.grad_accum,
-        mixed_precision="bf16" if torch.cuda.is_available() else "no",
-    )
+    accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum)
     show = s.progress and accelerator.is_main_process
 
     train_entries = read_manifest(s.manifest)
@@ -218,11 +232,17 @@ def distill(s: DistillSettings) -> AuraConfig:
         torch.set_rng_state(state["torch_rng"])
     base_lrs = [g["lr"] for g in optimizer.param_groups]
 
+    def progress(k: int) -> float:
+        """How far through training, 0..1: by steps, or by the clock when there is a time budget."""
+        t = (k - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+        if s.max_minutes:
+            t = max(t, (time.time() - t0) / (60 * s.max_minutes))
+        return min(1.0, t)
+
     def lr_scale(k: int) -> float:  # linear warm-up, cosine decay to 10%
         if k < s.warmup_steps:
             return (k + 1) / s.warmup_steps
-        t = (k - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress(k)))
 
     student, projections, optimizer = accelerator.prepare(student, projections, optimizer)
     raw_student: Student = accelerator.unwrap_model(student)
@@ -233,6 +253,7 @@ def distill(s: DistillSettings) -> AuraConfig:
             return
         raw_student.cfg.training = {
             "steps": step,
+            "device": _device_name(accelerator.device),
             "train_clips": len(train_entries),
             "eval_clips": len(eval_entries),
             "train_examples": len(train),
@@ -262,7 +283,11 @@ def distill(s: DistillSettings) -> AuraConfig:
     student.train()
     bar = tqdm(total=s.steps, initial=step, desc="distilling", disable=not show, unit="step")
     t0 = time.time()
-    while step < s.steps:
+
+    def finished() -> bool:
+        return step >= s.steps or (s.max_minutes is not None and step > s.warmup_steps and progress(step) >= 1.0)
+
+    while not finished():
         for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = base * lr_scale(step)
         for _ in range(s.grad_accum):
@@ -279,10 +304,11 @@ def distill(s: DistillSettings) -> AuraConfig:
                 optimizer.zero_grad()
         step += 1
         bar.update(1)
-        if step % s.log_every == 0 or step == 1 or step == s.steps:
+        last = finished()
+        if step % s.log_every == 0 or step == 1 or last:
             history["train"].append({"step": step, "time_s": round(time.time() - t0, 1), **{k: round(v, 5) for k, v in parts.items()}})
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
-        if evals and (step % s.eval_every == 0 or step == s.steps):
+        if evals and (step % s.eval_every == 0 or last):
             metrics = evaluate(raw_student, raw_proj, evals, eval_states, s.batch_size, with_task)
             samples = _samples(raw_student, evals[: s.eval_samples])
             history["eval"].append({"step": step, **{k: round(v, 5) for k, v in metrics.items()}, "samples": samples})
@@ -290,7 +316,7 @@ def distill(s: DistillSettings) -> AuraConfig:
                 tqdm.write(f"step {step}: eval " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
                 for x in samples:
                     tqdm.write(f"  {x['reference']!r} -> {x['output']!r}")
-        if step % s.save_every == 0 or step == s.steps:
+        if step % s.save_every == 0 or last:
             save()
     bar.close()
     accelerator.wait_for_everyone()

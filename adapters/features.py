@@ -38,7 +38,7 @@ class FeatureConfig:
 
 
 @lru_cache(maxsize=8)
-def _mel_filters(cfg: FeatureConfig) -> torch.Tensor:
+def _mel_filters(cfg: FeatureConfig, device: torch.device) -> torch.Tensor:
     from transformers.audio_utils import mel_filter_bank
 
     # Exactly WhisperFeatureExtractor's bank: slaney scale and norm, 0-8 kHz.
@@ -51,7 +51,7 @@ def _mel_filters(cfg: FeatureConfig) -> torch.Tensor:
         norm="slaney",
         mel_scale="slaney",
     )
-    return torch.from_numpy(np.asarray(bank, dtype=np.float32)).T.contiguous()  # (n_mels, n_freq)
+    return torch.from_numpy(np.asarray(bank, dtype=np.float32)).T.contiguous().to(device)  # (n_mels, n_freq)
 
 
 def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
@@ -59,15 +59,16 @@ def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
 
 
 def log_mel(wave: np.ndarray | torch.Tensor, cfg: FeatureConfig, pad_to_samples: int | None = None) -> torch.Tensor:
-    """(samples,) mono 16 kHz → (n_mels, frames) Whisper-normalised log-mel, frames = samples // hop."""
+    """(samples,) mono 16 kHz → (n_mels, frames) Whisper-normalised log-mel, frames = samples // hop.
+    Computed on the wave's device: a tensor already on a GPU keeps the STFT off the CPU in training."""
     x = torch.as_tensor(wave, dtype=torch.float32)
     n = x.shape[-1]
     if pad_to_samples is not None and n < pad_to_samples:
         x = torch.nn.functional.pad(x, (0, pad_to_samples - n))
-    window = torch.hann_window(cfg.n_fft)
+    window = torch.hann_window(cfg.n_fft, device=x.device)
     stft = torch.stft(x, cfg.n_fft, cfg.hop_length, window=window, return_complex=True)
     power = stft[..., :-1].abs() ** 2
-    mel = _mel_filters(cfg) @ power
+    mel = _mel_filters(cfg, x.device) @ power
     log_spec = torch.clamp(mel, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0

@@ -130,7 +130,7 @@ class Student(torch.nn.Module):
         return next(self.audio_embed.parameters()).device
 
     def audio_tokens(self, wave: np.ndarray) -> torch.Tensor:
-        mel = log_mel(wave, self.cfg.features).to(self.device)
+        mel = log_mel(torch.as_tensor(wave).to(self.device), self.cfg.features)
         return self.audio_embed.embed(mel)
 
     def prompt(self, wave: np.ndarray, instruction: str) -> PromptEmbeds:

@@ -45,8 +45,8 @@ class Teacher:
         """{teacher hidden-state index: (num_tokens, d_model)} for one clip, pooled in time."""
         if wave.shape[0] > self.max_samples:
             raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {wave.shape[0] / 16000:.1f} s")
-        mel = log_mel(wave, self.features)
-        hidden = self._encode(mel[None].to(self.device))
+        mel = log_mel(torch.as_tensor(wave).to(self.device), self.features)
+        hidden = self._encode(mel[None])
         states = {}
         for layer in layers:
             h = hidden[layer][0].float().T[None]  # (1, d, time)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from adapters import prose
 from adapters.corpus import Voice, _render, augment
 from adapters.sentences import ANSWER_INSTRUCTION, CAPITALS, DAYS, generate
 from adapters.text import normalize, number_words
@@ -83,3 +84,27 @@ def test_render_speaks_a_16k_clip(tmp_path):
     wave, rate = sf.read(os.path.join(tmp_path, row["audio"]))
     assert rate == 16000 and wave.ndim == 1 and len(wave) > 8000
     assert row["text"] == s.text and row["response"] == s.response and row["voice"] == "espeak:en-us+f3"
+
+
+def test_prose_keeps_clean_sentences_and_drops_the_rest(tmp_path):
+    (tmp_path / "wisdom").write_text(
+        "A journey of a thousand miles begins with a single step.\n"
+        "\t\t-- Lao Tzu\n%\n"
+        "Call 555 1234 now for a free gift.\n%\n"
+        "The NASA budget was cut again this year.\n%\n"
+        "We flew to the U.S. on a rainy day in the spring.\n%\n"
+        "Too short.\n%\n"
+        "Never argue with a fool. Onlookers may not be able to tell the difference.\n"
+    )
+    (tmp_path / "art").write_text("Pictures are skipped even when they look like sentences.\n")
+    (tmp_path / "wisdom.dat").write_text("binary index, not a collection\n")
+    assert prose.fortune_sentences(str(tmp_path)) == [
+        "A journey of a thousand miles begins with a single step.",
+        "Never argue with a fool.",
+        "Onlookers may not be able to tell the difference.",
+    ]
+    assert prose.sample(1, seed=3, directory=str(tmp_path)) == prose.sample(2, seed=3, directory=str(tmp_path))[:1]
+    with pytest.raises(prose.ProseError, match="has 3 usable"):
+        prose.sample(4, directory=str(tmp_path))
+    with pytest.raises(prose.ProseError, match="install the Debian package"):
+        prose.fortune_sentences(str(tmp_path / "missing"))

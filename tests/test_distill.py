@@ -54,6 +54,17 @@ def test_resume_continues_from_the_saved_step(tiny, speech_corpus, tmp_path):
     assert steps == list(range(1, 15)), steps  # 1..10 from the first run, 11..14 from the resumed one
 
 
+def test_time_budget_stops_training_with_an_evaluation_and_a_checkpoint(tiny, speech_corpus, tmp_path):
+    out = str(tmp_path / "ckpt")
+    # A budget far shorter than 10,000 steps: the schedule follows the clock and the run ends early.
+    cfg = distill(settings(tiny, speech_corpus, out, steps=10_000, max_minutes=0.05, warmup_steps=2, save_every=10_000))
+    done = cfg.training["steps"]
+    assert 2 < done < 10_000
+    assert cfg.training["history"]["eval"][-1]["step"] == done, "the last step was not evaluated"
+    assert AuraConfig.load(out).training["steps"] == done, "the last step was not saved"
+    assert cfg.training["device"].startswith("cpu")
+
+
 def test_export_merged_logits_match_peft(trained, tmp_path):
     ckpt, _ = trained
     bundle_dir = str(tmp_path / "bundle")
