@@ -38,8 +38,9 @@ def add_distill(sub) -> None:
     p.add_argument("--eval-manifest", help="held-out manifest; default: hold out --eval-fraction of --manifest")
     p.add_argument("--eval-fraction", type=float, default=0.1, help="fraction held out when no --eval-manifest")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
-    p.add_argument("--max-minutes", type=float, help="time budget for this run: the cosine schedule follows the clock "
-                   "(or the steps, whichever is further) and training stops when it is spent")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget for this run, loading and teacher states included: "
+                   "the cosine schedule follows the clock (or the steps, whichever is further) and the run "
+                   "evaluates, saves and stops when it is spent")
     p.add_argument("--batch-size", type=int, default=8, help="examples per micro-batch (per process)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the audio layer and projections")

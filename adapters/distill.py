@@ -39,7 +39,8 @@ class DistillSettings:
     eval_manifest: str | None = None
     eval_fraction: float = 0.1
     steps: int = 1000
-    max_minutes: float | None = None  # a time budget: the schedule then runs on the clock, and training stops at it
+    max_minutes: float | None = None  # wall-clock budget of the whole run, data preparation included: the schedule
+    # then follows the clock and the run saves and ends within it
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 1e-3
@@ -172,6 +173,7 @@ def distill(s: DistillSettings) -> AuraConfig:
     """Train an AuRA adapter; the checkpoint (and its aura.json with metrics) lands in s.output."""
     from accelerate import Accelerator
 
+    started = time.time()
     torch.manual_seed(s.seed)
     random.seed(s.seed)
     accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum)
@@ -236,7 +238,7 @@ def distill(s: DistillSettings) -> AuraConfig:
         """How far through training, 0..1: by steps, or by the clock when there is a time budget."""
         t = (k - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
         if s.max_minutes:
-            t = max(t, (time.time() - t0) / (60 * s.max_minutes))
+            t = max(t, (time.time() - started) / (60 * s.max_minutes))
         return min(1.0, t)
 
     def lr_scale(k: int) -> float:  # linear warm-up, cosine decay to 10%
