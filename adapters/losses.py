@@ -33,16 +33,25 @@ def distill_loss(
     Both sides are layer-normalised for the MSE so that it measures shape, not scale (Whisper's
     deeper layers have much larger activations than early LLM layers).
     """
+    # All examples' audio positions at once: one projection per layer, and per-example means by
+    # index_add, so the cost does not grow with launches per example (it starved a GPU).
+    device = hidden_states[0].device
+    rows = torch.cat([torch.full((n,), i, dtype=torch.long) for i, (_, n) in enumerate(spans)]).to(device)
+    cols = torch.cat([torch.arange(start, start + n) for start, n in spans]).to(device)
+    counts = torch.tensor([n for _, n in spans], dtype=torch.float32, device=device)
+
+    def per_example_mean(x: torch.Tensor) -> torch.Tensor:  # (tokens,) → mean over each example's tokens
+        return torch.zeros(len(spans), device=device).index_add_(0, rows, x) / counts
+
     cos_terms, mse_terms = [], []
     for s_layer, t_layer in projections.layer_map:
-        h = hidden_states[s_layer]
-        for i, (start, n) in enumerate(spans):
-            p = projections(s_layer, h[i, start : start + n].float())
-            t = teacher[i][t_layer].to(p.device)
-            cos_terms.append(1 - F.cosine_similarity(p, t, dim=-1).mean())
-            mse_terms.append(F.mse_loss(F.layer_norm(p, p.shape[-1:]), F.layer_norm(t, t.shape[-1:])))
-    cos = torch.stack(cos_terms).mean()
-    mse = torch.stack(mse_terms).mean()
+        p = projections(s_layer, hidden_states[s_layer][rows, cols].float())
+        t = torch.cat([states[t_layer] for states in teacher]).to(device)
+        cos_terms.append(1 - per_example_mean(F.cosine_similarity(p, t, dim=-1)))
+        sq = (F.layer_norm(p, p.shape[-1:]) - F.layer_norm(t, t.shape[-1:])).pow(2).mean(dim=-1)
+        mse_terms.append(per_example_mean(sq))
+    cos = torch.cat(cos_terms).mean()
+    mse = torch.cat(mse_terms).mean()
     loss = weights.cosine_weight * cos + weights.mse_weight * mse
     return loss, {"cosine": cos.item(), "mse": mse.item()}
 

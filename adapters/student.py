@@ -17,7 +17,7 @@ from adapters.config import AuraConfig
 from adapters.embedding import AudioEmbedding
 from adapters.errors import BundleError
 from adapters.features import log_mel
-from adapters.prompt import PromptEmbeds, assemble_prompt
+from adapters.prompt import AUDIO_SLOT, PromptEmbeds, assemble_prompt, render_chat, text_token_ids
 
 AUDIO_EMBED_FILE = "audio_embed.safetensors"
 LORA_DIR = "lora"
@@ -78,6 +78,7 @@ class Student(torch.nn.Module):
         self.audio_embed = audio_embed
         self.tokenizer = tokenizer
         self.cfg = cfg
+        self._templates: dict[str, tuple[list[int], list[int]]] = {}
 
     @classmethod
     def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True) -> Student:
@@ -133,10 +134,13 @@ class Student(torch.nn.Module):
         mel = log_mel(torch.as_tensor(wave).to(self.device), self.cfg.features)
         return self.audio_embed.embed(mel)
 
+    @staticmethod
+    def _messages(instruction: str) -> list[dict]:
+        return [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
+
     def prompt(self, wave: np.ndarray, instruction: str) -> PromptEmbeds:
-        messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
         return assemble_prompt(
-            self.tokenizer, self.embed_tokens, messages, [self.audio_tokens(wave)], chat_template=self.cfg.chat_template
+            self.tokenizer, self.embed_tokens, self._messages(instruction), [self.audio_tokens(wave)], chat_template=self.cfg.chat_template
         )
 
     @torch.no_grad()
@@ -148,32 +152,59 @@ class Student(torch.nn.Module):
                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
         return self.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
 
-    def audio_token_span(self, prompt: PromptEmbeds) -> tuple[int, int]:
-        """(start, count) of the real audio tokens, boundary embeddings excluded."""
-        start, n = prompt.audio_spans[0]
+    def audio_token_span(self, start: int, n: int) -> tuple[int, int]:
+        """(start, count) of the real audio tokens among n audio positions, boundary embeddings excluded."""
         if self.cfg.audio_embed.boundaries:
             return start + 1, n - 2
         return start, n
 
+    def _template(self, instruction: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the audio in the prompt for `instruction`, split exactly as
+        assemble_prompt splits them (cached: rendering a chat template costs more than a forward
+        pass of the audio layer)."""
+        cached = self._templates.get(instruction)
+        if cached is None:
+            rendered, _ = render_chat(self.tokenizer, self._messages(instruction), self.cfg.chat_template)
+            before, after = rendered.split(AUDIO_SLOT)
+            cached = (text_token_ids(self.tokenizer, before) if before else [], text_token_ids(self.tokenizer, after) if after else [])
+            self._templates[instruction] = cached
+        return cached
+
     def batch(self, examples: list[Example]) -> dict:
-        """Right-padded inputs_embeds, attention mask, labels (prompt masked) and audio spans."""
-        seqs, labels, spans = [], [], []
+        """Right-padded inputs_embeds, attention mask, labels (prompt masked) and audio spans: the
+        prompts `prompt()` builds, followed by the targets, made with one pass of the audio layer and
+        one embedding lookup for the whole batch (per-example work starved a GPU)."""
+        dev, stride = self.device, self.cfg.audio_embed.stride
+        lengths = [ex.wave.shape[0] for ex in examples]
+        waves = torch.zeros(len(examples), max(lengths))
+        for i, ex in enumerate(examples):
+            waves[i, : lengths[i]] = torch.as_tensor(ex.wave)
+        waves = waves.to(dev)  # one copy to the device, not one (synchronising) copy per clip
+        mels = [log_mel(waves[i, :n], self.cfg.features) for i, n in enumerate(lengths)]
+        padded = mels[0].new_zeros(len(mels), mels[0].shape[0], max(m.shape[-1] for m in mels))
+        for i, m in enumerate(mels):
+            padded[i, :, : m.shape[-1]] = m  # zeros after the clip: what conv1's own padding sees unbatched
+        tokens = self.audio_embed(padded)
+        audio = [self.audio_embed.with_boundaries(tokens[i, : m.shape[-1] // stride]) for i, m in enumerate(mels)]
+
         eos = self.tokenizer.eos_token
-        for ex in examples:
-            p = self.prompt(ex.wave, ex.instruction)
-            target_ids = self.tokenizer(ex.target + eos, add_special_tokens=False)["input_ids"]
-            target = self.embed_tokens(torch.tensor(target_ids))
-            seqs.append(torch.cat([p.embeds, target.to(p.embeds.dtype)]))
-            labels.append(torch.tensor([-100] * len(p) + target_ids))
-            spans.append(self.audio_token_span(p))
-        length = max(s.shape[0] for s in seqs)
-        hidden = seqs[0].shape[1]
-        embeds = seqs[0].new_zeros(len(seqs), length, hidden)
-        mask = torch.zeros(len(seqs), length, dtype=torch.long)
-        lab = torch.full((len(seqs), length), -100, dtype=torch.long)
-        for i, (s, y) in enumerate(zip(seqs, labels, strict=True)):
-            embeds[i, : s.shape[0]] = s
-            mask[i, : s.shape[0]] = 1
-            lab[i, : y.shape[0]] = y
-        dev = self.device
+        rows, starts, spans = [], [], []
+        for ex, a in zip(examples, audio, strict=True):
+            before, after = self._template(ex.instruction)
+            target = self.tokenizer(ex.target + eos, add_special_tokens=False)["input_ids"]
+            rows.append((before + [0] * a.shape[0] + after, target))
+            starts.append(len(before))
+            spans.append(self.audio_token_span(len(before), a.shape[0]))
+        length = max(len(p) + len(t) for p, t in rows)
+        ids = torch.zeros(len(rows), length, dtype=torch.long)
+        mask = torch.zeros(len(rows), length, dtype=torch.long)
+        lab = torch.full((len(rows), length), -100, dtype=torch.long)
+        for i, (prompt, target) in enumerate(rows):
+            n = len(prompt) + len(target)
+            ids[i, :n] = torch.tensor(prompt + target)
+            mask[i, :n] = 1
+            lab[i, len(prompt) : n] = torch.tensor(target)
+        embeds = self.embed_tokens(ids).clone()
+        for i, (a, s) in enumerate(zip(audio, starts, strict=True)):
+            embeds[i, s : s + a.shape[0]] = a.to(embeds.dtype)
         return {"inputs_embeds": embeds, "attention_mask": mask.to(dev), "labels": lab.to(dev), "audio_spans": spans}

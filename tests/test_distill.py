@@ -127,6 +127,52 @@ def test_task_loss_on_target_positions_equals_full_cross_entropy(arch, request):
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
 
 
+def test_batch_holds_exactly_the_prompts_serving_builds(tiny_gemma):
+    """Student.batch builds a whole batch at once; each row must still be prompt() + target."""
+    from adapters.student import Example
+
+    student = Student.from_checkpoint(tiny_gemma["checkpoint"]).eval()
+    rng = np.random.default_rng(1)
+    examples = [Example(rng.standard_normal(n).astype(np.float32) * 0.1, instr, target) for n, instr, target in
+                [(32000, "Transcribe the audio.", "a b c d"), (9123, "Answer the question.", "e"), (20001, "Transcribe the audio.", "f g")]]
+    with torch.no_grad():
+        batch = student.batch(examples)
+        for i, ex in enumerate(examples):
+            p = student.prompt(ex.wave, ex.instruction)
+            target = student.tokenizer(ex.target + student.tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+            n = len(p) + len(target)
+            torch.testing.assert_close(batch["inputs_embeds"][i, : len(p)], p.embeds, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(batch["inputs_embeds"][i, len(p) : n], student.embed_tokens(torch.tensor(target)))
+            assert batch["attention_mask"][i].sum() == n
+            assert batch["labels"][i, len(p) : n].tolist() == target and (batch["labels"][i, : len(p)] == -100).all()
+            start, count = p.audio_spans[0]
+            assert batch["audio_spans"][i] == (start + 1, count - 2)  # boundary embeddings excluded
+
+
+def test_distill_loss_is_the_mean_over_layers_and_examples():
+    """The batched loss equals the plain definition: per layer and example, cosine distance and
+    MSE of layer-normed states averaged over the example's audio tokens; then averaged."""
+    from adapters.config import LossSettings
+    from adapters.losses import LayerProjections, distill_loss
+
+    torch.manual_seed(0)
+    layer_map = [(1, 2), (3, 4)]
+    proj = LayerProjections(layer_map, 16, 8)
+    hidden = tuple(torch.randn(3, 12, 16) for _ in range(5))
+    spans = [(2, 5), (1, 9), (4, 3)]
+    teacher = [{2: torch.randn(n, 8), 4: torch.randn(n, 8)} for _, n in spans]
+    cos_ref, mse_ref = [], []
+    for s_layer, t_layer in layer_map:
+        for i, (start, n) in enumerate(spans):
+            p, t = proj(s_layer, hidden[s_layer][i, start : start + n]), teacher[i][t_layer]
+            cos_ref.append(1 - torch.nn.functional.cosine_similarity(p, t, dim=-1).mean())
+            mse_ref.append(torch.nn.functional.mse_loss(torch.nn.functional.layer_norm(p, (8,)), torch.nn.functional.layer_norm(t, (8,))))
+    loss, parts = distill_loss(hidden, spans, teacher, proj, LossSettings(cosine_weight=1.0, mse_weight=0.5))
+    torch.testing.assert_close(parts["cosine"], torch.stack(cos_ref).mean().item())
+    torch.testing.assert_close(parts["mse"], torch.stack(mse_ref).mean().item())
+    torch.testing.assert_close(loss, torch.stack(cos_ref).mean() + 0.5 * torch.stack(mse_ref).mean())
+
+
 def test_teacher_runs_unpadded_with_whispers_own_layers(tiny):
     """Teacher._encode is WhisperEncoder without the 30 s padding: on a 30 s input both agree exactly."""
     from adapters.teacher import Teacher
