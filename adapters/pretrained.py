@@ -3,11 +3,13 @@
 A committed adapter is a distillation checkpoint without its optimizer state or teacher cache:
 lora/, audio_embed.safetensors and aura.json, whose model paths are relative to the adapter's own
 folder (they point into artifacts/demo/, which `make demo-models` fills). The first `aura serve`
-merges it into a bundle under artifacts/bundles/<name>/; later starts reuse that bundle.
+merges it into a bundle under artifacts/bundles/<name>/; later starts reuse that bundle for as long
+as the adapter is the one it was built from (a digest of the adapter's files is kept beside it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +24,7 @@ PRETRAINED = os.path.join(REPO, "adapters", "pretrained")
 BUNDLES = os.path.join(REPO, "artifacts", "bundles")
 DEFAULT_MODEL = "aura-gemma3-270m-whisper-base"
 LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
+DIGEST_FILE = "adapter.sha256"  # in a bundle: the digest of the adapter it was built from
 
 
 def adapter_dir(name: str = DEFAULT_MODEL) -> str:
@@ -68,25 +71,47 @@ def publish(checkpoint: str, name: str = DEFAULT_MODEL, asr_model: str | None = 
     return out
 
 
+def adapter_digest(src: str) -> str:
+    """sha256 over an adapter's files: a new adapter (a pull, a retrain) gets a new bundle."""
+    h = hashlib.sha256()
+    for rel in (CONFIG_NAME, AUDIO_EMBED_FILE, *(os.path.join(LORA_DIR, f) for f in LORA_FILES)):
+        h.update(rel.encode())
+        with open(os.path.join(src, rel), "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def _built_from(out: str) -> str | None:
+    try:
+        with open(os.path.join(out, DIGEST_FILE)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def ensure_bundle(name: str = DEFAULT_MODEL) -> str:
-    """The bundle of a committed adapter, exported on first use. Raises BundleError with the fix
-    when the adapter or the base weights it needs are missing."""
+    """The bundle of a committed adapter, exported on first use and again whenever the adapter
+    changes. Raises BundleError with the fix when the adapter or the base weights it needs are missing."""
     out = bundle_dir(name)
-    if os.path.isfile(os.path.join(out, CONFIG_NAME)) and os.path.isdir(os.path.join(out, LLM_DIR)):
-        return out
     src = adapter_dir(name)
     if not os.path.isfile(os.path.join(src, CONFIG_NAME)):
         known = sorted(os.listdir(PRETRAINED)) if os.path.isdir(PRETRAINED) else []
         raise BundleError(f"no pretrained adapter {name!r} in {PRETRAINED} (have: {', '.join(known) or 'none'})")
+    digest = adapter_digest(src)
+    if os.path.isdir(os.path.join(out, LLM_DIR)) and _built_from(out) == digest:
+        return out
     cfg = AuraConfig.load(src)
     for what, path in (("base LLM", cfg.base_llm), ("ASR model", cfg.asr_model)):
         if path and not os.path.isdir(path):
             raise BundleError(f"{name}: the {what} is not at {path}; run `make demo-models` first")
-    print(f"building bundle {out} from {src} (first run only; about a minute)", flush=True)
+    why = "the adapter changed" if os.path.isdir(out) else "first run only"
+    print(f"building bundle {out} from {src} ({why}; about a minute)", flush=True)
     tmp = out + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     export_bundle(src, tmp)
     save_relative(AuraConfig.load(tmp), tmp, anchor=out)
+    with open(os.path.join(tmp, DIGEST_FILE), "w") as f:
+        f.write(digest + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)  # a bundle directory is either complete or absent
     return out

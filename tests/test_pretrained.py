@@ -38,6 +38,22 @@ def test_bundle_is_built_once_from_the_adapter(tiny, dirs):
     assert os.path.getmtime(os.path.join(path, "aura.json")) == stamp
 
 
+
+def test_a_changed_adapter_gets_a_new_bundle(tiny, dirs):
+    """After a pull or a retrain the adapter differs from the one the bundle was merged from."""
+    from safetensors.torch import load_file, save_file
+
+    src = pretrained.publish(tiny["checkpoint"], "demo", asr_model=tiny["whisper-ct2"])
+    path = pretrained.ensure_bundle("demo")
+    before = load_file(os.path.join(path, "audio_embed.safetensors"))
+    weights = os.path.join(src, "audio_embed.safetensors")
+    changed = {k: v + 1 for k, v in load_file(weights).items()}
+    save_file(changed, weights)
+    assert pretrained.ensure_bundle("demo") == path
+    after = load_file(os.path.join(path, "audio_embed.safetensors"))
+    assert all((after[k] == changed[k]).all() and not (after[k] == before[k]).all() for k in changed)
+
+
 def test_missing_weights_say_how_to_get_them(tiny, dirs):
     out = pretrained.publish(tiny["checkpoint"], "demo")
     cfg = json.load(open(os.path.join(out, "aura.json")))
