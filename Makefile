@@ -44,9 +44,11 @@ bundle: $(DEMO)/.done
 	$(BIN)/python -m adapters.pretrained bundle
 
 # Retraining the default adapter (hours on 2 CPU cores): speak the corpus, distil, publish.
-CORPUS := artifacts/corpus
-TRAIN  := artifacts/train/$(MODEL)
-STEPS  ?= 1500
+# MINUTES=N gives the run a wall-clock budget instead (the schedule follows the clock).
+CORPUS  := artifacts/corpus
+TRAIN   := artifacts/train/$(MODEL)
+STEPS   ?= 1500
+MINUTES ?=
 
 corpus: $(STAMP)
 	bash scripts/setup-tts.sh
@@ -56,17 +58,18 @@ train-demo: $(DEMO)/.done
 	test -f $(CORPUS)/train.jsonl || $(MAKE) corpus
 	$(BIN)/aura distill --teacher $(DEMO)/whisper-base --llm $(DEMO)/gemma-3-270m \
 	  --manifest $(CORPUS)/train.jsonl --eval-manifest $(CORPUS)/heldout-seen.jsonl \
-	  --output $(TRAIN) --stride 8 --steps $(STEPS) --lora-lr 4e-4 --eval-every 150 --save-every 100 --resume
+	  --output $(TRAIN) --stride 8 --steps $(STEPS) $(if $(MINUTES),--max-minutes $(MINUTES)) \
+	  --lora-lr 4e-4 --eval-every 150 --save-every 100 --resume
 	$(BIN)/python -m adapters.pretrained publish $(TRAIN) --asr-model $(DEMO)/whisper-base-ct2
 
 # Starts its own server on the default model (port 8011), runs the suite (latency of both paths;
 # WER on real speech and on the corpus's held-out clips), writes benchmarks/results/<date-time>/.
 # `make bench PUBLISH=1` also rewrites benchmarks/RESULTS.md.
-$(CORPUS)/heldout-voice.jsonl: $(STAMP)
+$(CORPUS)/heldout-prose.jsonl: $(STAMP)
 	bash scripts/setup-tts.sh
 	$(BIN)/python -m adapters.corpus $(CORPUS) --only heldout
 
-bench: $(DEMO)/.done $(CORPUS)/heldout-voice.jsonl
+bench: $(DEMO)/.done $(CORPUS)/heldout-prose.jsonl
 	$(BIN)/python -m benchmarks.suite --heldout $(CORPUS) --quality-limit 100 $(if $(PUBLISH),--publish)
 
 test: setup
