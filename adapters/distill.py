@@ -110,11 +110,9 @@ def _examples(entries: list[ManifestEntry], instruction: str, max_seconds: float
 
 def _teacher_states(student: Student, teacher_cache: TeacherCache, examples, progress: bool, desc: str):
     layers = sorted({t for _, t in student.cfg.layer_map})
-    states = []
-    for ex, _ in tqdm(examples, desc=desc, disable=not progress, unit="clip"):
-        n = student.audio_embed.num_tokens(num_frames(ex.wave.shape[0], student.cfg.features))
-        states.append(teacher_cache.get(ex.wave, layers, n))
-    return states
+    waves = [ex.wave for ex, _ in examples]
+    tokens = [student.audio_embed.num_tokens(num_frames(w.shape[0], student.cfg.features)) for w in waves]
+    return teacher_cache.get_many(waves, layers, tokens, progress=progress, desc=desc)
 
 
 def _autocast(device: torch.device):

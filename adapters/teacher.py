@@ -16,6 +16,7 @@ import os
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from adapters.features import FeatureConfig, log_mel
 
@@ -43,27 +44,50 @@ class Teacher:
     @torch.no_grad()
     def layer_states(self, wave: np.ndarray, layers: list[int], num_tokens: int) -> dict[int, torch.Tensor]:
         """{teacher hidden-state index: (num_tokens, d_model)} for one clip, pooled in time."""
-        if wave.shape[0] > self.max_samples:
-            raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {wave.shape[0] / 16000:.1f} s")
-        mel = log_mel(torch.as_tensor(wave).to(self.device), self.features)
-        hidden = self._encode(mel[None])
-        states = {}
-        for layer in layers:
-            h = hidden[layer][0].float().T[None]  # (1, d, time)
-            states[layer] = torch.nn.functional.adaptive_avg_pool1d(h, num_tokens)[0].T.cpu().contiguous()
-        return states
+        return self.layer_states_many([wave], layers, [num_tokens])[0]
 
+    @torch.no_grad()
+    def layer_states_many(self, waves: list[np.ndarray], layers: list[int], num_tokens: list[int]) -> list[dict[int, torch.Tensor]]:
+        """layer_states of several clips in one padded pass; each clip gets the states it gets alone."""
+        for w in waves:
+            if w.shape[0] > self.max_samples:
+                raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {w.shape[0] / 16000:.1f} s")
+        mels = [log_mel(torch.as_tensor(w).to(self.device), self.features) for w in waves]
+        frames = torch.tensor([m.shape[-1] for m in mels], device=self.device)
+        batch = mels[0].new_zeros(len(mels), mels[0].shape[0], int(frames.max()))
+        for i, m in enumerate(mels):
+            batch[i, :, : m.shape[-1]] = m
+        hidden = self._encode(batch, frames if len(mels) > 1 else None)
+        out = []
+        for i, m in enumerate(mels):
+            t = (m.shape[-1] + 1) // 2  # conv2 has stride 2
+            out.append({
+                layer: torch.nn.functional.adaptive_avg_pool1d(hidden[layer][i, :t].float().T[None], num_tokens[i])[0].T.cpu().contiguous()
+                for layer in layers
+            })
+        return out
 
-    def _encode(self, mel: torch.Tensor) -> list[torch.Tensor]:
+    def _encode(self, mel: torch.Tensor, frames: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Hidden states [embeddings, layer 1, ..., final layer (normed)], as WhisperEncoder's
-        output_hidden_states gives them, for an unpadded mel of any length up to 30 s."""
+        output_hidden_states gives them, for an unpadded mel of any length up to 30 s.
+
+        With `frames` (each clip's mel length) the batch is right-padded: what lies past a clip's end
+        is zeroed before the second convolution (its own padding is zeros) and masked out of
+        attention, so every clip's states are those it gets alone."""
         enc = self.encoder
         x = torch.nn.functional.gelu(enc.conv1(mel))
+        if frames is not None:
+            x = x * (torch.arange(x.shape[-1], device=x.device) < frames[:, None])[:, None, :]
         x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
         x = x + enc.embed_positions.weight[: x.shape[1]]
+        mask = None
+        if frames is not None:
+            valid = torch.arange(x.shape[1], device=x.device) < ((frames + 1) // 2)[:, None]
+            mask = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill(~valid, torch.finfo(x.dtype).min)
+            mask = mask[:, None, None, :].expand(-1, 1, x.shape[1], -1)
         hidden = [x]
         for layer in enc.layers:
-            x = layer(x, None)
+            x = layer(x, mask)
             x = x[0] if isinstance(x, tuple) else x
             hidden.append(x)
         hidden[-1] = enc.layer_norm(x)
@@ -84,12 +108,31 @@ class TeacherCache:
         h.update(f"{os.path.abspath(self.teacher.path)}|{layers}|{num_tokens}|unpadded".encode())
         return h.hexdigest()[:32]
 
+    def _path(self, wave: np.ndarray, layers: list[int], num_tokens: int) -> str:
+        return os.path.join(self.directory, self._key(wave, layers, num_tokens) + ".safetensors")
+
     def get(self, wave: np.ndarray, layers: list[int], num_tokens: int) -> dict[int, torch.Tensor]:
-        path = os.path.join(self.directory, self._key(wave, layers, num_tokens) + ".safetensors")
-        if os.path.exists(path):
-            return {int(k): v for k, v in load_file(path).items()}
-        states = self.teacher.layer_states(wave, layers, num_tokens)
-        tmp = path + ".tmp"
-        save_file({str(k): v for k, v in states.items()}, tmp)
-        os.replace(tmp, path)  # atomic, so an interrupted run never leaves a half-written entry
-        return states
+        return self.get_many([wave], layers, [num_tokens])[0]
+
+    def get_many(self, waves: list[np.ndarray], layers: list[int], num_tokens: list[int], batch_size: int = 16,
+                 progress: bool = False, desc: str = "teacher states") -> list[dict[int, torch.Tensor]]:
+        """States of every clip: cached ones read from disk, the rest computed in padded batches of
+        clips of similar length (one teacher pass per batch, not per clip) and cached."""
+        paths = [self._path(w, layers, n) for w, n in zip(waves, num_tokens, strict=True)]
+        todo: dict[str, int] = {}  # a missing entry → the first clip that needs it
+        for i, path in enumerate(paths):
+            if path not in todo and not os.path.exists(path):
+                todo[path] = i
+        order = sorted(todo.values(), key=lambda i: waves[i].shape[0])
+        computed: dict[str, dict[int, torch.Tensor]] = {}
+        with tqdm(total=len(todo), desc=desc, disable=not progress, unit="clip") as bar:
+            for k in range(0, len(order), batch_size):
+                idx = order[k : k + batch_size]
+                batch = self.teacher.layer_states_many([waves[i] for i in idx], layers, [num_tokens[i] for i in idx])
+                for i, states in zip(idx, batch, strict=True):
+                    tmp = paths[i] + ".tmp"
+                    save_file({str(layer): v for layer, v in states.items()}, tmp)
+                    os.replace(tmp, paths[i])  # atomic, so an interrupted run never leaves a half-written entry
+                    computed[paths[i]] = states
+                bar.update(len(idx))
+        return [computed[p] if p in computed else {int(k): v for k, v in load_file(p).items()} for p in paths]

@@ -189,6 +189,34 @@ def test_teacher_runs_unpadded_with_whispers_own_layers(tiny):
         assert teacher._encode(mel[..., :200])[-1].shape[1] == 100
 
 
+def test_teacher_batches_clips_of_different_lengths_as_if_alone(tiny):
+    """Padded batches (odd and even frame counts) give each clip the states it gets on its own."""
+    from adapters.teacher import Teacher
+
+    teacher = Teacher(tiny["whisper"])
+    rng = np.random.default_rng(2)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 12345, 4801, 20000)]
+    layers = list(range(1, teacher.num_layers + 1))
+    tokens = [w.shape[0] // 640 for w in waves]
+    for w, n, got in zip(waves, tokens, teacher.layer_states_many(waves, layers, tokens), strict=True):
+        alone = teacher.layer_states(w, layers, n)
+        for layer in layers:
+            torch.testing.assert_close(got[layer], alone[layer], atol=1e-5, rtol=1e-4)
+
+
+def test_teacher_cache_computes_each_clip_once(tiny, tmp_path):
+    from adapters.teacher import Teacher, TeacherCache
+
+    cache = TeacherCache(Teacher(tiny["whisper"]), str(tmp_path))
+    rng = np.random.default_rng(3)
+    a, b = (rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 11000))
+    first = cache.get_many([a, b, a], [1, 2], [10, 14, 10])  # the repeated clip: an "answer" example
+    assert len(os.listdir(tmp_path)) == 2
+    again = cache.get_many([b, a], [1, 2], [14, 10])  # now from disk
+    for x, y in ((first[1], again[0]), (first[0], again[1]), (first[2], again[1])):
+        assert x.keys() == y.keys() == {1, 2} and all(torch.equal(x[k], y[k]) for k in x)
+
+
 def test_audio_layer_starts_from_the_teachers_first_convolution(tiny):
     from adapters.distill import init_from_teacher
     from adapters.embedding import AudioEmbedConfig, AudioEmbedding
