@@ -285,9 +285,13 @@ def distill(s: DistillSettings) -> AuraConfig:
     t0 = time.time()
 
     def finished() -> bool:
-        return step >= s.steps or (s.max_minutes is not None and step > s.warmup_steps and progress(step) >= 1.0)
+        done = step >= s.steps or (s.max_minutes is not None and step > s.warmup_steps and progress(step) >= 1.0)
+        if accelerator.num_processes > 1:  # all processes stop at the same step, whatever their own clocks say
+            done = accelerator.reduce(torch.tensor(float(done), device=accelerator.device), reduction="max").item() > 0
+        return done
 
-    while not finished():
+    last = finished()
+    while not last:
         for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = base * lr_scale(step)
         for _ in range(s.grad_accum):
