@@ -58,6 +58,26 @@ def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
     return num_samples // cfg.hop_length
 
 
+def log_mels(waves: list[np.ndarray], cfg: FeatureConfig, device: torch.device) -> list[torch.Tensor]:
+    """log_mel of several clips, computed on `device` after one copy of all the audio there (not one
+    synchronising copy per clip)."""
+    lengths = [w.shape[0] for w in waves]
+    batch = torch.zeros(len(waves), max(lengths))
+    for i, w in enumerate(waves):
+        batch[i, : lengths[i]] = torch.as_tensor(w)
+    batch = batch.to(device)
+    return [log_mel(batch[i, :n], cfg) for i, n in enumerate(lengths)]
+
+
+def pad_frames(mels: list[torch.Tensor]) -> torch.Tensor:
+    """(n_mels, frames_i) each → (batch, n_mels, max frames), zeros after each clip: what a
+    convolution's own zero padding sees at the end of a clip processed alone."""
+    out = mels[0].new_zeros(len(mels), mels[0].shape[0], max(m.shape[-1] for m in mels))
+    for i, m in enumerate(mels):
+        out[i, :, : m.shape[-1]] = m
+    return out
+
+
 def log_mel(wave: np.ndarray | torch.Tensor, cfg: FeatureConfig, pad_to_samples: int | None = None) -> torch.Tensor:
     """(samples,) mono 16 kHz → (n_mels, frames) Whisper-normalised log-mel, frames = samples // hop.
     Computed on the wave's device: a tensor already on a GPU keeps the STFT off the CPU in training."""

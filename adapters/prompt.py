@@ -100,6 +100,14 @@ def text_token_ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def text_pieces(tokenizer, messages: list[dict], chat_template: str | None,
+                add_generation_prompt: bool = True) -> tuple[list[list[int]], int]:
+    """The rendered chat cut at its audio parts: token ids of the text before, between and after
+    them (number of audio parts + 1 pieces, some maybe empty), and the number of audio parts."""
+    rendered, n_audio = render_chat(tokenizer, messages, chat_template, add_generation_prompt)
+    return [text_token_ids(tokenizer, piece) if piece else [] for piece in rendered.split(AUDIO_SLOT)], n_audio
+
+
 def prompt_token_ids(tokenizer, messages: list[dict], chat_template: str | None) -> list[int]:
     """Token ids of a text-only chat: what the cascade sends, and what parity tests compare with."""
     rendered, n_audio = render_chat(tokenizer, messages, chat_template)
@@ -118,15 +126,13 @@ def assemble_prompt(
     add_generation_prompt: bool = True,
 ) -> PromptEmbeds:
     """Chat with audio parts → prompt embeddings; `audio[i]` is the (n, hidden) embedding of part i."""
-    rendered, n_audio = render_chat(tokenizer, messages, chat_template, add_generation_prompt)
+    pieces, n_audio = text_pieces(tokenizer, messages, chat_template, add_generation_prompt)
     if n_audio != len(audio):
         raise PromptError(f"the messages have {n_audio} audio parts but {len(audio)} audio clips were given")
-    pieces = rendered.split(AUDIO_SLOT)
     chunks: list[torch.Tensor] = []
     spans: list[tuple[int, int]] = []
     pos = text_tokens = 0
-    for i, piece in enumerate(pieces):
-        ids = text_token_ids(tokenizer, piece) if piece else []
+    for i, ids in enumerate(pieces):
         if ids:
             chunks.append(embed_tokens(torch.tensor(ids, dtype=torch.long)))
             pos += len(ids)

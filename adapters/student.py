@@ -16,8 +16,8 @@ from safetensors.torch import load_file, save_file
 from adapters.config import AuraConfig
 from adapters.embedding import AudioEmbedding
 from adapters.errors import BundleError
-from adapters.features import log_mel
-from adapters.prompt import AUDIO_SLOT, PromptEmbeds, assemble_prompt, render_chat, text_token_ids
+from adapters.features import log_mel, log_mels, pad_frames
+from adapters.prompt import PromptEmbeds, assemble_prompt, text_pieces
 
 AUDIO_EMBED_FILE = "audio_embed.safetensors"
 LORA_DIR = "lora"
@@ -164,10 +164,8 @@ class Student(torch.nn.Module):
         pass of the audio layer)."""
         cached = self._templates.get(instruction)
         if cached is None:
-            rendered, _ = render_chat(self.tokenizer, self._messages(instruction), self.cfg.chat_template)
-            before, after = rendered.split(AUDIO_SLOT)
-            cached = (text_token_ids(self.tokenizer, before) if before else [], text_token_ids(self.tokenizer, after) if after else [])
-            self._templates[instruction] = cached
+            (before, after), _ = text_pieces(self.tokenizer, self._messages(instruction), self.cfg.chat_template)
+            cached = self._templates[instruction] = (before, after)
         return cached
 
     def batch(self, examples: list[Example]) -> dict:
@@ -175,16 +173,8 @@ class Student(torch.nn.Module):
         prompts `prompt()` builds, followed by the targets, made with one pass of the audio layer and
         one embedding lookup for the whole batch (per-example work starved a GPU)."""
         dev, stride = self.device, self.cfg.audio_embed.stride
-        lengths = [ex.wave.shape[0] for ex in examples]
-        waves = torch.zeros(len(examples), max(lengths))
-        for i, ex in enumerate(examples):
-            waves[i, : lengths[i]] = torch.as_tensor(ex.wave)
-        waves = waves.to(dev)  # one copy to the device, not one (synchronising) copy per clip
-        mels = [log_mel(waves[i, :n], self.cfg.features) for i, n in enumerate(lengths)]
-        padded = mels[0].new_zeros(len(mels), mels[0].shape[0], max(m.shape[-1] for m in mels))
-        for i, m in enumerate(mels):
-            padded[i, :, : m.shape[-1]] = m  # zeros after the clip: what conv1's own padding sees unbatched
-        tokens = self.audio_embed(padded)
+        mels = log_mels([ex.wave for ex in examples], self.cfg.features, dev)
+        tokens = self.audio_embed(pad_frames(mels))
         audio = [self.audio_embed.with_boundaries(tokens[i, : m.shape[-1] // stride]) for i, m in enumerate(mels)]
 
         eos = self.tokenizer.eos_token

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from adapters.features import FeatureConfig, log_mel
+from adapters.features import FeatureConfig, log_mels, pad_frames
 
 
 class Teacher:
@@ -52,12 +52,9 @@ class Teacher:
         for w in waves:
             if w.shape[0] > self.max_samples:
                 raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {w.shape[0] / 16000:.1f} s")
-        mels = [log_mel(torch.as_tensor(w).to(self.device), self.features) for w in waves]
+        mels = log_mels(waves, self.features, self.device)
         frames = torch.tensor([m.shape[-1] for m in mels], device=self.device)
-        batch = mels[0].new_zeros(len(mels), mels[0].shape[0], int(frames.max()))
-        for i, m in enumerate(mels):
-            batch[i, :, : m.shape[-1]] = m
-        hidden = self._encode(batch, frames if len(mels) > 1 else None)
+        hidden = self._encode(pad_frames(mels), frames if len(mels) > 1 else None)
         out = []
         for i, m in enumerate(mels):
             t = (m.shape[-1] + 1) // 2  # conv2 has stride 2
