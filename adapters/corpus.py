@@ -1,7 +1,7 @@
 """The demo training corpus: project-written sentences, and free-form English prose for a wider
 vocabulary (adapters.prose), spoken by every offline TTS voice we have.
 
-    python -m adapters.corpus artifacts/corpus                 # the default model's corpus: 11,450 clips, ~20 min on 2 cores
+    python -m adapters.corpus artifacts/corpus                 # the default model's corpus: 11,750 clips, ~17 min on 2 cores
     python -m adapters.corpus artifacts/corpus --only heldout  # just its 450 held-out clips (for benchmarks)
 
 Voices come from three Debian synthesizers: espeak-ng (formant; accents × variants, random rate
