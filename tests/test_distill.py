@@ -46,6 +46,18 @@ def test_checkpoint_records_every_choice(trained):
     assert os.path.isdir(os.path.join(out, "lora")) and os.path.isfile(os.path.join(out, "training_state.pt"))
 
 
+def test_the_lowest_held_out_loss_is_kept_apart(trained):
+    out, cfg = trained
+    evals = cfg.training["history"]["eval"]
+    assert len(evals) >= 2
+    best = min(evals, key=lambda e: e["loss"])
+    kept = os.path.join(out, "best")
+    assert AuraConfig.load(kept).training["steps"] == best["step"]
+    same_as_last = best["step"] == cfg.training["steps"]
+    a, b = (Student.from_checkpoint(d).audio_embed.state_dict() for d in (kept, out))
+    assert all(torch.equal(a[k], b[k]) for k in a) == same_as_last
+
+
 def test_resume_continues_from_the_saved_step(tiny, speech_corpus, tmp_path):
     out = str(tmp_path / "ckpt")
     distill(settings(tiny, speech_corpus, out, steps=10, save_every=5))
