@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.errors import APIError, bad_request, not_found
-from service.pipeline import AudioInput, ChatJob, ChatResult, Pipeline, Prepared, engine_failure
+from service.pipeline import AudioInput, ChatJob, ChatResult, Pipeline, Prepared, engine_dead, engine_failure
 from service.protocol import (
     AUDIO_FORMATS,
     ChatCompletionRequest,
@@ -40,6 +40,9 @@ def ready_pipeline(request: Request) -> Pipeline:
     if not state.ready or state.pipeline is None:
         raise APIError(503, "the model is still loading; see GET /ready", type="server_busy", code="not_ready",
                        headers={"Retry-After": "5"})
+    if dead := state.dead_engines():
+        # Checked before any work, so a streamed request gets the 503 too rather than a 200 and an error event.
+        raise engine_dead(f"the engine process of {', '.join(dead)} has died; the server must be restarted (GET /health fails)")
     return state.pipeline
 
 
@@ -316,13 +319,18 @@ async def playground():
 
 
 @public.get("/health")
-async def health():
+async def health(request: Request):
+    """Liveness: fails only when an engine has died, the one failure a restart fixes."""
+    if dead := get_state(request).dead_engines():
+        return JSONResponse({"status": "engine_dead", "engines": dead}, status_code=503)
     return {"status": "ok"}
 
 
 @public.get("/ready")
 async def ready(request: Request):
     state = get_state(request)
+    if dead := state.dead_engines():
+        return JSONResponse({"status": "engine_dead", "engines": dead}, status_code=503)
     if state.ready:
         return {"status": "ready", "models": state.models()}
     body = {"status": "failed" if state.error else "loading", "error": state.error}

@@ -25,7 +25,7 @@ from adapters.errors import AudioError
 from adapters.prompt import PromptError
 from service import metrics
 from service.asr import ASR
-from service.engines.base import Engine, EngineRequest
+from service.engines.base import Engine, EngineDead, EngineRequest
 from service.engines.remote import RemoteEngineError
 from service.errors import APIError, bad_request
 
@@ -209,6 +209,13 @@ class Pipeline:
 
 
 def engine_failure(e: Exception) -> APIError:
-    """A server-side failure: 502 when the remote vLLM failed, 500 otherwise."""
+    """A server-side failure: 503 when an in-process engine has died (only a restart helps), 502 when
+    the remote vLLM failed or cannot be reached, 500 otherwise."""
+    if isinstance(e, EngineDead):
+        return engine_dead(str(e))
     return APIError(502 if isinstance(e, RemoteEngineError) else 500, f"the engine failed: {e}",
                     type="server_error", code="engine_error")
+
+
+def engine_dead(message: str) -> APIError:
+    return APIError(503, message, type="server_error", code="engine_dead")

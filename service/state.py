@@ -104,6 +104,10 @@ class ServerState:
             await engine.stop()
         self.engines.clear()
 
+    def dead_engines(self) -> list[str]:
+        """Names of the engines whose process has died (they never recover; see GET /health)."""
+        return [e.name for e in self.engines if not e.alive()]
+
     def models(self) -> dict[str, str]:
         """Public model name → path."""
         out = {self.model_name: "aura"}

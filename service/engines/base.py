@@ -23,6 +23,11 @@ class EngineRequest:
         return self.prompt_embeds.shape[0] if self.prompt_embeds is not None else len(self.prompt_token_ids or [])
 
 
+class EngineDead(RuntimeError):
+    """The engine has stopped and will not come back (its process died): only a restart helps, so
+    requests get 503 and GET /health fails, which is what tells an orchestrator to restart us."""
+
+
 @dataclass
 class TokenDelta:
     text: str
@@ -39,5 +44,7 @@ class Engine(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def alive(self) -> bool: ...
 
     def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from service.engines.base import EngineRequest, TokenDelta
+from service.engines.base import EngineDead, EngineRequest, TokenDelta
 
 log = logging.getLogger("aura.engine")
 
@@ -57,9 +57,14 @@ class InProcessEngine:
             self._llm.shutdown()
             self._llm = None
 
+    def alive(self) -> bool:
+        """False once vLLM's engine core process has died: AsyncLLM never recovers from that."""
+        return self._llm is not None and not self._llm.errored
+
     async def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         params = SamplingParams(
             max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed, ignore_eos=req.ignore_eos,
@@ -68,7 +73,10 @@ class InProcessEngine:
         prompt = {"prompt_embeds": req.prompt_embeds} if req.prompt_embeds is not None else {"prompt_token_ids": req.prompt_token_ids}
         total = 0
         # Closing this generator early (client gone) closes vLLM's, which aborts the request.
-        async for out in self._llm.generate(prompt, params, req.request_id):
-            c = out.outputs[0]
-            total += len(c.token_ids)
-            yield TokenDelta(c.text, total, c.finish_reason)
+        try:
+            async for out in self._llm.generate(prompt, params, req.request_id):
+                c = out.outputs[0]
+                total += len(c.token_ids)
+                yield TokenDelta(c.text, total, c.finish_reason)
+        except EngineDeadError as e:
+            raise EngineDead(f"the {self.name} engine's process has died; restart the server") from e

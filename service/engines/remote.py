@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -48,6 +49,11 @@ class RemoteEngine:
     async def stop(self) -> None:
         await self._client.aclose()
 
+    def alive(self) -> bool:
+        # A remote vLLM that is down may come back (its own orchestrator restarts it); until then each
+        # request gets a 502, and restarting this gateway would not help.
+        return True
+
     async def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]:
         body = {
             "model": self.served_model,
@@ -65,8 +71,18 @@ class RemoteEngine:
             body["prompt_embeds"] = tensor_to_base64(req.prompt_embeds)
         else:
             body["prompt"] = req.prompt_token_ids
+        try:
+            # aclosing: a client that goes away closes this generator, and must close the inner one (and
+            # so the connection) now, not when it is garbage-collected.
+            async with contextlib.aclosing(self._stream(body, req.request_id)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        except httpx.TransportError as e:
+            raise RemoteEngineError(f"cannot reach the remote vLLM at {self.base_url}: {e!r}") from e
+
+    async def _stream(self, body: dict, request_id: str) -> AsyncIterator[TokenDelta]:
         # Leaving this block early closes the connection; vLLM aborts the request on disconnect.
-        async with self._client.stream("POST", "/v1/completions", json=body, headers={"X-Request-Id": req.request_id}) as r:
+        async with self._client.stream("POST", "/v1/completions", json=body, headers={"X-Request-Id": request_id}) as r:
             if r.status_code != 200:
                 detail = (await r.aread()).decode(errors="replace")[:500]
                 raise RemoteEngineError(f"remote vLLM answered {r.status_code}: {detail}")
