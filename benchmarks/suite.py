@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 
@@ -23,28 +22,19 @@ from benchmarks import loadtest, overhead, quality
 from benchmarks.publish import publish
 from benchmarks.real_speech import fetch
 from benchmarks.report import machine, machine_line
+from benchmarks.server_process import ServerProcess, aura_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def start_server(bundle: str | None, port: int) -> subprocess.Popen:
-    log = open(os.path.join(ROOT, "artifacts", "bench-server.log"), "w")
+def start_server(bundle: str | None, port: int) -> ServerProcess:
     where = ["--bundle", bundle] if bundle else []  # none: the default model
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", *where, "--port", str(port),
-                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited ({proc.returncode}); see artifacts/bench-server.log")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.terminate()
-    raise SystemExit("the server was not ready within 10 minutes; see artifacts/bench-server.log")
+    server = aura_serve(*where, port=port, log_path=os.path.join(ROOT, "artifacts", "bench-server.log"))
+    try:
+        return server.wait_ready(timeout=600)
+    except RuntimeError as e:
+        raise SystemExit(f"{e}\n(whole log: artifacts/bench-server.log)") from None
 
 
 # Extra quality sets: (label, manifest file name in --heldout, what it is).
@@ -113,15 +103,14 @@ def main(argv=None) -> None:
     if not url:
         print(f"starting a server on {a.bundle or 'the default model'} ...", flush=True)
         server = start_server(a.bundle, a.port)
-        url = f"http://127.0.0.1:{a.port}"
+        url = server.url
     try:
         models = {m["id"]: m["path"] for m in httpx.get(url + "/v1/models", timeout=10).json()["data"]}
         model = a.model or next(k for k, v in models.items() if v == "aura")
         results = run_suite(url, model, audio, out, a.quick, a.quality_limit, a.heldout)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(60)
+            server.stop()
     text = summary(results, out, command, model)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)

@@ -102,7 +102,7 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def server(tiny):
     """One `aura serve` (AuRA + cascade, in-process engines) for the whole session."""
-    from procs import aura_serve
+    from benchmarks.server_process import aura_serve
 
     proc = aura_serve("--bundle", tiny["bundle"], "--max-audio-seconds", str(MAX_AUDIO_S), "--max-upload-mb", str(MAX_UPLOAD_MB),
                       "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15").wait_ready()

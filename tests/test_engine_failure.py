@@ -11,8 +11,8 @@ import openai
 import psutil
 import pytest
 from helpers import audio_part, speech_chat
-from procs import aura_serve, free_port
 
+from benchmarks.server_process import aura_serve, free_port
 from service.engines.base import EngineRequest
 from service.engines.remote import RemoteEngine, RemoteEngineError
 

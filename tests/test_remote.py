@@ -7,7 +7,8 @@ import httpx
 import openai
 import pytest
 from helpers import audio_part, speech_chat, sse_events
-from procs import aura_serve, vllm_serve
+
+from benchmarks.server_process import aura_serve, vllm_serve
 
 pytestmark = pytest.mark.vllm
 

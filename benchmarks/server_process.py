@@ -1,4 +1,5 @@
-"""Run `aura serve` (or `vllm serve`) as a real subprocess on a free port, as users do."""
+"""Run `aura serve` (or `vllm serve`) as a real subprocess, as users do, and wait until it is ready.
+The benchmark suite starts its server with it, and the tests theirs."""
 
 from __future__ import annotations
 
@@ -18,22 +19,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Process:
-    def __init__(self, cmd: list[str], ready_path: str, name: str):
-        self.port = free_port()
+class ServerProcess:
+    def __init__(self, cmd: list[str], ready_path: str, name: str, *, port: int | None = None, log_path: str | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = name
         self.ready_path = ready_path
-        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
+        self.log_path = log_path or tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False).name
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
 
     def logs(self, tail: int = 4000) -> str:
-        with open(self.log.name, errors="replace") as f:
+        with open(self.log_path, errors="replace") as f:
             return f.read()[-tail:]
 
-    def wait_ready(self, timeout: float = 300) -> Process:
+    def wait_ready(self, timeout: float = 300) -> ServerProcess:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -57,10 +59,11 @@ class Process:
                 self.proc.wait()
 
 
-def aura_serve(*args: str) -> Process:
-    return Process([sys.executable, "-m", "service.cli", "serve", "--log-level", "warning", *args], "/ready", "aura-serve")
+def aura_serve(*args: str, port: int | None = None, log_path: str | None = None) -> ServerProcess:
+    return ServerProcess([sys.executable, "-m", "service.cli", "serve", "--log-level", "warning", *args], "/ready", "aura-serve",
+                         port=port, log_path=log_path)
 
 
-def vllm_serve(model_dir: str, *args: str) -> Process:
-    return Process([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--enable-prompt-embeds",
+def vllm_serve(model_dir: str, *args: str) -> ServerProcess:
+    return ServerProcess([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--enable-prompt-embeds",
                     "--enforce-eager", "--host", "127.0.0.1", *args], "/health", "vllm-serve")
