@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 
 from adapters.audio import SAMPLE_RATE, load_audio
 from adapters.manifest import write_manifest
-from adapters.prose import DEBIAN_PACKAGE as PROSE_PACKAGE
 from adapters.prose import ProseError
 from adapters.prose import sample as prose_sample
 from adapters.sentences import Sentence, generate
@@ -45,7 +44,8 @@ ESPEAK_VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+m1", "+m2", "+m3", "+m4", "
 MBROLA_VOICES = ["mb-us1", "mb-us2", "mb-us3", "mb-en1"]
 FESTIVAL_VOICES = ["kal_diphone", "cmu_us_slt_arctic_hts"]
 HELDOUT_VOICE = ("festival", "rab_diphone")
-DEBIAN_PACKAGES = "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts " + PROSE_PACKAGE
+# The Debian packages these voices (and the prose) come from are listed once, in scripts/setup-tts.sh.
+SETUP_HINT = "`bash scripts/setup-tts.sh` (run by `make corpus`) installs the Debian voices and fortunes it needs"
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         manifests = build(a.out, a.train, a.repeat, a.heldout, a.prose, a.seed, a.workers, splits=splits)
     except (SynthError, ProseError) as e:
-        raise SystemExit(f"error: {e} (Debian packages needed: {DEBIAN_PACKAGES})") from None
+        raise SystemExit(f"error: {e}; {SETUP_HINT}") from None
     for split, path in manifests.items():
         print(f"{split}: {path}")
 
