@@ -66,4 +66,4 @@ def aura_serve(*args: str, port: int | None = None, log_path: str | None = None)
 
 def vllm_serve(model_dir: str, *args: str) -> ServerProcess:
     return ServerProcess([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--enable-prompt-embeds",
-                    "--enforce-eager", "--host", "127.0.0.1", *args], "/health", "vllm-serve")
+                          "--enforce-eager", "--host", "127.0.0.1", *args], "/health", "vllm-serve")

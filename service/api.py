@@ -42,7 +42,7 @@ def ready_pipeline(request: Request) -> Pipeline:
                        headers={"Retry-After": "5"})
     if dead := state.dead_engines():
         # Checked before any work, so a streamed request gets the 503 too rather than a 200 and an error event.
-        raise engine_dead(f"the engine process of {', '.join(dead)} has died; the server must be restarted (GET /health fails)")
+        raise engine_dead(dead)
     return state.pipeline
 
 
@@ -318,19 +318,24 @@ async def playground():
     return FileResponse(os.path.join(STATIC_DIR, "index.html"))
 
 
+def dead_engines_reply(state: ServerState) -> JSONResponse | None:
+    """/health's and /ready's answer while an engine is dead (None while all are alive)."""
+    if dead := state.dead_engines():
+        return JSONResponse({"status": "engine_dead", "engines": dead}, status_code=503)
+    return None
+
+
 @public.get("/health")
 async def health(request: Request):
     """Liveness: fails only when an engine has died, the one failure a restart fixes."""
-    if dead := get_state(request).dead_engines():
-        return JSONResponse({"status": "engine_dead", "engines": dead}, status_code=503)
-    return {"status": "ok"}
+    return dead_engines_reply(get_state(request)) or {"status": "ok"}
 
 
 @public.get("/ready")
 async def ready(request: Request):
     state = get_state(request)
-    if dead := state.dead_engines():
-        return JSONResponse({"status": "engine_dead", "engines": dead}, status_code=503)
+    if dead := dead_engines_reply(state):
+        return dead
     if state.ready:
         return {"status": "ready", "models": state.models()}
     body = {"status": "failed" if state.error else "loading", "error": state.error}

@@ -212,10 +212,11 @@ def engine_failure(e: Exception) -> APIError:
     """A server-side failure: 503 when an in-process engine has died (only a restart helps), 502 when
     the remote vLLM failed or cannot be reached, 500 otherwise."""
     if isinstance(e, EngineDead):
-        return engine_dead(str(e))
+        return engine_dead([e.engine])
     return APIError(502 if isinstance(e, RemoteEngineError) else 500, f"the engine failed: {e}",
                     type="server_error", code="engine_error")
 
 
-def engine_dead(message: str) -> APIError:
-    return APIError(503, message, type="server_error", code="engine_dead")
+def engine_dead(engines: list[str]) -> APIError:
+    return APIError(503, f"the engine process of {', '.join(engines)} has died; the server must be restarted (GET /health fails)",
+                    type="server_error", code="engine_dead")

@@ -27,6 +27,10 @@ class EngineDead(RuntimeError):
     """The engine has stopped and will not come back (its process died): only a restart helps, so
     requests get 503 and GET /health fails, which is what tells an orchestrator to restart us."""
 
+    def __init__(self, engine: str):
+        super().__init__(engine)
+        self.engine = engine
+
 
 @dataclass
 class TokenDelta:

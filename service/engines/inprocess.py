@@ -79,4 +79,4 @@ class InProcessEngine:
                 total += len(c.token_ids)
                 yield TokenDelta(c.text, total, c.finish_reason)
         except EngineDeadError as e:
-            raise EngineDead(f"the {self.name} engine's process has died; restart the server") from e
+            raise EngineDead(self.name) from e
