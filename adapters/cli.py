@@ -35,8 +35,9 @@ def add_distill(sub) -> None:
     p.add_argument("--llm", required=True, help="Hugging Face causal LM directory (the student's base)")
     p.add_argument("--manifest", required=True, help="training manifest (JSONL: audio, text[, instruction, response])")
     p.add_argument("--output", required=True, help="checkpoint directory to write (and resume from)")
-    p.add_argument("--eval-manifest", help="held-out manifest; default: hold out --eval-fraction of --manifest")
-    p.add_argument("--eval-fraction", type=float, default=0.1, help="fraction held out when no --eval-manifest")
+    p.add_argument("--eval-manifest", help="dev manifest that picks the best checkpoint; default: hold out --eval-fraction of "
+                   "--manifest's sentences (written to OUTPUT/dev.jsonl). Never a test split")
+    p.add_argument("--eval-fraction", type=float, default=0.03, help="fraction of distinct sentences held out when no --eval-manifest")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
     p.add_argument("--max-minutes", type=float, help="wall-clock budget for this run, loading and teacher states included: "
                    "the cosine schedule follows the clock (or the steps, whichever is further) and the run "
@@ -50,6 +51,8 @@ def add_distill(sub) -> None:
     p.add_argument("--embed-width", type=int, default=512, help="channels of the audio embedding layer")
     p.add_argument("--no-boundaries", action="store_true", help="no learned audio start/end embeddings")
     p.add_argument("--no-teacher-init", action="store_true", help="random first convolution instead of the teacher's")
+    p.add_argument("--oracle", action="store_true", help="diagnostic: keep the teacher's encoder behind a projector instead of the "
+                   "audio layer (SLAM-ASR style), task loss only; the ceiling this data allows. Not exportable")
     p.add_argument("--lora-rank", type=int, default=d.rank, help="LoRA rank")
     p.add_argument("--lora-alpha", type=int, default=d.alpha, help="LoRA alpha")
     p.add_argument("--lora-dropout", type=float, default=d.dropout, help="LoRA dropout")
@@ -61,6 +64,8 @@ def add_distill(sub) -> None:
     p.add_argument("--cosine-weight", type=float, default=losses.cosine_weight, help="weight of the cosine distillation loss")
     p.add_argument("--mse-weight", type=float, default=losses.mse_weight, help="weight of the MSE loss on normalised states")
     p.add_argument("--task-weight", type=float, default=losses.task_weight, help="weight of the next-token loss on the target text (0: off)")
+    p.add_argument("--standardize-teacher", action="store_true", help="distil towards teacher states standardised per dimension, "
+                   "projections without bias, so that predicting the mean teacher state scores nothing")
     p.add_argument("--instruction", default="Transcribe the audio.", help="instruction used for transcription examples")
     p.add_argument("--max-audio-seconds", type=float, default=30.0, help="longest clip accepted (Whisper's limit is 30 s)")
     p.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
@@ -80,9 +85,10 @@ def run_distill(a) -> None:
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
         eval_fraction=a.eval_fraction, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
-        boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init,
+        boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init, oracle=a.oracle,
         lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha, dropout=a.lora_dropout, target_modules=a.lora_targets, layers=a.lora_layers),
-        losses=LossSettings(cosine_weight=a.cosine_weight, mse_weight=a.mse_weight, task_weight=a.task_weight),
+        losses=LossSettings(cosine_weight=a.cosine_weight, mse_weight=a.mse_weight, task_weight=a.task_weight,
+                            standardize=a.standardize_teacher),
         layer_map=a.layer_map, transcribe_instruction=a.instruction, max_audio_seconds=a.max_audio_seconds,
         seed=a.seed, eval_every=a.eval_every, save_every=a.save_every, log_every=a.log_every, cache_dir=a.cache_dir,
         resume=a.resume, progress=not a.no_progress,
@@ -110,6 +116,35 @@ def run_export(a) -> None:
     from adapters.export import export_bundle
 
     print(f"bundle written to {export_bundle(a.checkpoint, a.output, a.dtype)}")
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a checkpoint on a labelled manifest: WER and audio dependence",
+        description="Greedy transcripts of a training checkpoint (AuRA or --oracle) on a manifest: word error rate, held-out "
+        "task loss with each clip's own audio and with the audio shuffled across the batch, and their gap. Prints JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="checkpoint directory written by `aura distill` (or its best/)")
+    p.add_argument("manifest", nargs="?", help="labelled manifest (JSONL); default: the dev split the checkpoint was trained "
+                   "against. Choose on a dev split; a test split is only to report")
+    p.add_argument("--limit", type=int, help="score a seeded sample of this many clips")
+    p.add_argument("--batch-size", type=int, default=8, help="examples per loss batch (the shuffle is within a batch)")
+    p.add_argument("--output", help="also write the JSON here")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(a) -> None:
+    import json
+
+    from adapters.evaluate import evaluate_checkpoint
+
+    result = json.dumps(evaluate_checkpoint(a.checkpoint, a.manifest, a.limit, a.batch_size), indent=2)
+    if a.output:
+        with open(a.output, "w") as f:
+            f.write(result + "\n")
+    print(result)
 
 
 def add_make_tiny(sub) -> None:
@@ -153,7 +188,7 @@ def run_synth(a) -> None:
 
 
 def add_commands(sub) -> None:
-    for add in (add_distill, add_export, add_make_tiny, add_synth):
+    for add in (add_distill, add_evaluate, add_export, add_make_tiny, add_synth):
         add(sub)
 
 

@@ -33,6 +33,13 @@ class LossSettings:
     cosine_weight: float = 1.0
     mse_weight: float = 1.0  # on layer-normalised states, so it is scale-free like the cosine
     task_weight: float = 1.0  # next-token cross-entropy on the target text given audio
+    # Teacher states standardised per dimension (training-set statistics) and projections without
+    # bias, so that predicting the mean teacher state scores nothing (adapters.losses.TeacherStandardizer).
+    standardize: bool = False
+
+    @property
+    def distills(self) -> bool:
+        return self.cosine_weight > 0 or self.mse_weight > 0
 
 
 @dataclass

@@ -22,12 +22,14 @@ from adapters.config import AuraConfig, LoraSettings, LossSettings, default_laye
 from adapters.embedding import AudioEmbedConfig
 from adapters.errors import AudioError, ManifestError
 from adapters.features import num_frames
-from adapters.losses import LayerProjections, distill_loss, task_loss
-from adapters.manifest import ManifestEntry, read_manifest
+from adapters.losses import LayerProjections, TeacherStandardizer, distill_loss, mean_baseline, task_loss
+from adapters.manifest import ManifestEntry, entry_rows, read_manifest, split_by_sentence, write_manifest
+from adapters.oracle import KIND as ORACLE
 from adapters.student import Example, Student
 from adapters.teacher import Teacher, TeacherCache
 
 STATE_FILE = "training_state.pt"
+DEV_MANIFEST = "dev.jsonl"  # the dev split a run held out of its manifest (no --eval-manifest)
 # The checkpoint with the lowest held-out loss so far. A small corpus is memorised long before a
 # fixed step count ends (on the H200 the held-out loss bottomed at step 300 of 1,097 and then rose
 # while the training loss kept falling), so this, not the last step, is the one to publish.
@@ -41,7 +43,7 @@ class DistillSettings:
     manifest: str
     output: str
     eval_manifest: str | None = None
-    eval_fraction: float = 0.1
+    eval_fraction: float = 0.03  # of the distinct sentences, held out as the dev split when no eval_manifest
     steps: int = 1000
     max_minutes: float | None = None  # wall-clock budget of the whole run, data preparation included: the schedule
     # then follows the clock and the run saves and ends within it
@@ -55,6 +57,7 @@ class DistillSettings:
     embed_width: int = 512
     boundaries: bool = True
     teacher_init: bool = True  # start the audio layer's first convolution from the teacher's
+    oracle: bool = False  # the encoder-kept diagnostic (adapters.oracle): task loss only, the teacher stays
     lora: LoraSettings = field(default_factory=LoraSettings)
     losses: LossSettings = field(default_factory=LossSettings)
     layer_map: list[tuple[int, int]] | None = None
@@ -72,14 +75,16 @@ class DistillSettings:
 
 
 def _build_config(s: DistillSettings, teacher: Teacher, student_layers: int) -> AuraConfig:
+    kind = ORACLE if s.oracle else "conv"
     return AuraConfig(
         base_llm=os.path.abspath(s.llm),
         teacher=os.path.abspath(s.teacher),
         features=teacher.features,
-        audio_embed=AudioEmbedConfig(n_mels=teacher.features.n_mels, stride=s.stride, width=s.embed_width, boundaries=s.boundaries),
+        audio_embed=AudioEmbedConfig(n_mels=teacher.features.n_mels, stride=s.stride, width=s.embed_width, boundaries=s.boundaries, kind=kind),
         layer_map=s.layer_map or default_layer_map(student_layers, teacher.num_layers),
         lora=s.lora,
-        losses=s.losses,
+        # The oracle keeps the encoder, so there is nothing to distil: it learns from the task loss alone.
+        losses=LossSettings(cosine_weight=0.0, mse_weight=0.0, task_weight=s.losses.task_weight) if s.oracle else s.losses,
         chat_template=s.chat_template,
         transcribe_instruction=s.transcribe_instruction,
         name=os.path.basename(os.path.normpath(s.output)),
@@ -99,7 +104,7 @@ def init_from_teacher(audio_embed, teacher: Teacher) -> bool:
     return True
 
 
-def _examples(entries: list[ManifestEntry], instruction: str, max_seconds: float, progress: bool) -> list[tuple[Example, ManifestEntry]]:
+def load_examples(entries: list[ManifestEntry], instruction: str, max_seconds: float, progress: bool) -> list[tuple[Example, ManifestEntry]]:
     out = []
     for e in tqdm(entries, desc="loading audio", disable=not progress, unit="clip"):
         try:
@@ -128,13 +133,16 @@ def _autocast(device: torch.device):
 
 
 def _step_loss(student: Student, projections: LayerProjections, examples, teacher_states, with_task: bool):
+    """The training loss of a batch and its parts; without teacher_states, the task loss alone."""
     batch = student.batch(examples)
     with _autocast(student.device):
         out = student.llm(
             inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"], output_hidden_states=True, logits_to_keep=1
         )
-    loss, parts = distill_loss(out.hidden_states, batch["audio_spans"], teacher_states, projections, student.cfg.losses)
-    parts["distill"] = loss.item()
+    loss, parts = torch.zeros((), device=student.device), {}
+    if teacher_states is not None:
+        loss, parts = distill_loss(out.hidden_states, batch["audio_spans"], teacher_states, projections, student.cfg.losses)
+        parts["distill"] = loss.item()
     if with_task:
         t = task_loss(student.output_logits, out.hidden_states[-1], batch["labels"])
         loss = loss + student.cfg.losses.task_weight * t
@@ -143,18 +151,36 @@ def _step_loss(student: Student, projections: LayerProjections, examples, teache
     return loss, parts
 
 
+def with_shuffled_audio(examples: list[Example]) -> list[Example]:
+    """Each example's text with the next example's audio: the audio-dependence control."""
+    return [Example(examples[(i + 1) % len(examples)].wave, ex.instruction, ex.target, ex.source) for i, ex in enumerate(examples)]
+
+
 @torch.no_grad()
 def evaluate(student, projections, examples, teacher_states, batch_size: int, with_task: bool) -> dict[str, float]:
+    """Held-out losses, averaged over batches. With the task loss, also `task_shuffled`: the same
+    targets given another clip's audio, and `audio_gap` = task_shuffled - task. A language model of
+    the corpus that ignores the audio has a gap near zero however low its task loss."""
     student.eval()
     totals: dict[str, float] = {}
-    batches = 0
-    for i in range(0, len(examples), batch_size):
-        _, parts = _step_loss(student, projections, [e for e, _ in examples[i : i + batch_size]], teacher_states[i : i + batch_size], with_task)
+    counts: dict[str, int] = {}
+
+    def add(parts: dict[str, float]) -> None:
         for k, v in parts.items():
             totals[k] = totals.get(k, 0.0) + v
-        batches += 1
+            counts[k] = counts.get(k, 0) + 1
+
+    for i in range(0, len(examples), batch_size):
+        batch = [e for e, _ in examples[i : i + batch_size]]
+        states = teacher_states[i : i + batch_size] if teacher_states is not None else None
+        add(_step_loss(student, projections, batch, states, with_task)[1])
+        if with_task and len(batch) > 1:
+            add({"task_shuffled": _step_loss(student, projections, with_shuffled_audio(batch), None, True)[1]["task"]})
     student.train()
-    return {k: v / max(1, batches) for k, v in totals.items()}
+    out = {k: v / counts[k] for k, v in totals.items()}
+    if "task_shuffled" in out:
+        out["audio_gap"] = out["task_shuffled"] - out["task"]
+    return out
 
 
 def _samples(student: Student, examples) -> list[dict]:
@@ -182,39 +208,50 @@ def distill(s: DistillSettings) -> AuraConfig:
     show = s.progress and accelerator.is_main_process
 
     train_entries = read_manifest(s.manifest)
-    if s.eval_manifest:
-        eval_entries = read_manifest(s.eval_manifest)
-    else:
-        shuffled = random.Random(s.seed).sample(train_entries, len(train_entries))
-        n_eval = int(len(shuffled) * s.eval_fraction)
-        eval_entries, train_entries = shuffled[:n_eval], shuffled[n_eval:] or shuffled
+    eval_manifest = s.eval_manifest and os.path.abspath(s.eval_manifest)
+    if eval_manifest:
+        eval_entries = read_manifest(eval_manifest)
+    else:  # the dev split: whole sentences held out, written so that `aura evaluate` scores the same clips
+        train_entries, eval_entries = split_by_sentence(train_entries, s.eval_fraction, s.seed)
+        eval_manifest = os.path.abspath(os.path.join(s.output, DEV_MANIFEST))
+        if accelerator.is_main_process and eval_entries:
+            os.makedirs(s.output, exist_ok=True)
+            write_manifest(eval_manifest, entry_rows(eval_entries))
 
     teacher = Teacher(s.teacher, device=accelerator.device)
     state_path = os.path.join(s.output, STATE_FILE)
     resuming = s.resume and os.path.exists(state_path)
     if resuming:
-        student = Student.from_checkpoint(s.output, trainable=True)
+        student = Student.from_checkpoint(s.output, trainable=True, teacher=teacher)
     else:
         from transformers import AutoConfig
 
         llm_cfg = AutoConfig.from_pretrained(s.llm).get_text_config()
-        student = Student.create(_build_config(s, teacher, llm_cfg.num_hidden_layers))
-        if s.teacher_init:
+        student = Student.create(_build_config(s, teacher, llm_cfg.num_hidden_layers), teacher=teacher)
+        if s.teacher_init and not s.oracle:
             init_from_teacher(student.audio_embed, teacher)
     cfg = student.cfg
     for layer_s, layer_t in cfg.layer_map:
         if not (1 <= layer_t <= teacher.num_layers):
             raise ValueError(f"layer map {layer_s}:{layer_t}: the teacher has hidden states 1..{teacher.num_layers}")
-    projections = LayerProjections(cfg.layer_map, cfg.audio_embed.hidden_size, teacher.hidden_size)
+    projections = LayerProjections(cfg.layer_map, cfg.audio_embed.hidden_size, teacher.hidden_size, bias=not cfg.losses.standardize)
     student.to(accelerator.device)
 
     max_seconds = min(s.max_audio_seconds, teacher.max_seconds)
-    train = _examples(train_entries, cfg.transcribe_instruction, max_seconds, show)
-    evals = _examples(eval_entries, cfg.transcribe_instruction, max_seconds, show) if eval_entries else []
-    cache = TeacherCache(teacher, s.cache_dir or os.path.join(s.output, "teacher_cache"))
-    train_states = _teacher_states(student, cache, train, show, "teacher states (train)")
-    eval_states = _teacher_states(student, cache, evals, show, "teacher states (eval)")
-    del teacher, cache  # the teacher is never needed again: its states are cached
+    train = load_examples(train_entries, cfg.transcribe_instruction, max_seconds, show)
+    evals = load_examples(eval_entries, cfg.transcribe_instruction, max_seconds, show) if eval_entries else []
+    train_states = eval_states = None
+    mean_baseline_loss: dict[str, float] = {}
+    if cfg.losses.distills:
+        cache = TeacherCache(teacher, s.cache_dir or os.path.join(s.output, "teacher_cache"))
+        train_states = _teacher_states(student, cache, train, show, "teacher states (train)")
+        eval_states = _teacher_states(student, cache, evals, show, "teacher states (eval)")
+        if cfg.losses.standardize:
+            standardize = TeacherStandardizer(train_states)
+            train_states, eval_states = standardize(train_states), standardize(eval_states)
+        if eval_states:
+            mean_baseline_loss = mean_baseline(eval_states, cfg.layer_map, cfg.losses)
+    del teacher  # cached from here on (an oracle's audio layer holds its own reference)
     with_task = cfg.losses.task_weight > 0
 
     lora_params = [p for n, p in student.llm.named_parameters() if p.requires_grad]
@@ -264,6 +301,7 @@ def distill(s: DistillSettings) -> AuraConfig:
             "lr": s.lr,
             "seed": s.seed,
             "manifest": os.path.abspath(s.manifest),
+            "eval_manifest": eval_manifest,  # the dev split that chose checkpoints
             "history": history,
         }
 
@@ -318,7 +356,8 @@ def distill(s: DistillSettings) -> AuraConfig:
                 order += perm[accelerator.process_index :: accelerator.num_processes]
             idx, order = order[: s.batch_size], order[s.batch_size :]
             with accelerator.accumulate(student):
-                loss, parts = _step_loss(raw_student, raw_proj, [train[i][0] for i in idx], [train_states[i] for i in idx], with_task)
+                states = [train_states[i] for i in idx] if train_states is not None else None
+                loss, parts = _step_loss(raw_student, raw_proj, [train[i][0] for i in idx], states, with_task)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(list(raw_student.parameters()) + list(raw_proj.parameters()), 1.0)
                 optimizer.step()
@@ -331,6 +370,7 @@ def distill(s: DistillSettings) -> AuraConfig:
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
         if evals and (step % s.eval_every == 0 or last):
             metrics = evaluate(raw_student, raw_proj, evals, eval_states, s.batch_size, with_task)
+            metrics |= {f"{k}_mean_baseline": v for k, v in mean_baseline_loss.items() if k == "distill"}
             samples = _samples(raw_student, evals[: s.eval_samples])
             history["eval"].append({"step": step, **{k: round(v, 5) for k, v in metrics.items()}, "samples": samples})
             save_if_best(metrics["loss"])

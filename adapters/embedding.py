@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from adapters.features import pad_frames
+
 
 @dataclass
 class AudioEmbedConfig:
@@ -22,6 +24,9 @@ class AudioEmbedConfig:
     width: int = 512
     boundaries: bool = True  # learned <audio start>/<audio end> embeddings around the audio tokens
     init_scale: float = 1.0  # RMS of the LLM's input embeddings, so audio tokens start at text scale
+    # "conv": this layer, what bundles serve. "encoder-oracle": the teacher's encoder kept behind a
+    # projector (adapters/oracle.py), a training diagnostic that can be neither exported nor served.
+    kind: str = "conv"
 
     def tokens_per_second(self, frames_per_second: float = 100.0) -> float:
         return frames_per_second / self.stride
@@ -30,13 +35,13 @@ class AudioEmbedConfig:
         return asdict(self)
 
 
-class AudioEmbedding(nn.Module):
+class AudioTokens(nn.Module):
+    """What every audio front end shares: audio tokens at the LLM's embedding scale, with learned
+    <audio start>/<audio end> embeddings around them. Subclasses say how log-mels become tokens."""
+
     def __init__(self, cfg: AudioEmbedConfig):
         super().__init__()
         self.cfg = cfg
-        self.conv1 = nn.Conv1d(cfg.n_mels, cfg.width, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv1d(cfg.width, cfg.width, kernel_size=cfg.stride, stride=cfg.stride)
-        self.proj = nn.Linear(cfg.width, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, elementwise_affine=False)
         self.scale = nn.Parameter(torch.tensor(float(cfg.init_scale)))
         if cfg.boundaries:
@@ -44,16 +49,15 @@ class AudioEmbedding(nn.Module):
             self.end = nn.Parameter(torch.randn(cfg.hidden_size) * cfg.init_scale)
 
     def num_tokens(self, frames: int) -> int:
-        """Audio tokens the layer emits for `frames` mel frames (boundaries not counted)."""
+        """Audio tokens emitted for `frames` mel frames (boundaries not counted)."""
         return frames // self.cfg.stride
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(batch, n_mels, frames) → (batch, frames // stride, hidden)."""
-        if mel.shape[-1] < self.cfg.stride:
-            raise ValueError(f"need at least {self.cfg.stride} mel frames, got {mel.shape[-1]}")
-        h = nn.functional.gelu(self.conv1(mel))
-        h = nn.functional.gelu(self.conv2(h)).transpose(1, 2)
-        return self.norm(self.proj(h)) * self.scale
+    def tokens(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """(n_mels, frames_i) per clip → (num_tokens(frames_i), hidden) per clip."""
+        raise NotImplementedError
+
+    def at_text_scale(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(h) * self.scale
 
     def with_boundaries(self, tokens: torch.Tensor) -> torch.Tensor:
         """(n, hidden) audio tokens → the sequence inserted in the prompt, boundaries included."""
@@ -63,4 +67,31 @@ class AudioEmbedding(nn.Module):
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:
         """(n_mels, frames) for one clip → (audio positions, hidden), ready for prompt assembly."""
-        return self.with_boundaries(self(mel[None])[0])
+        return self.embed_batch([mel])[0]
+
+    def embed_batch(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """`embed` of several clips in one padded pass (training batches)."""
+        return [self.with_boundaries(t) for t in self.tokens(mels)]
+
+
+class AudioEmbedding(AudioTokens):
+    """The AuRA audio embedding layer: two convolutions and a projection, what bundles serve."""
+
+    def __init__(self, cfg: AudioEmbedConfig):
+        super().__init__(cfg)
+        self.conv1 = nn.Conv1d(cfg.n_mels, cfg.width, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(cfg.width, cfg.width, kernel_size=cfg.stride, stride=cfg.stride)
+        self.proj = nn.Linear(cfg.width, cfg.hidden_size)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(batch, n_mels, frames) → (batch, frames // stride, hidden)."""
+        if mel.shape[-1] < self.cfg.stride:
+            raise ValueError(f"need at least {self.cfg.stride} mel frames, got {mel.shape[-1]}")
+        h = nn.functional.gelu(self.conv1(mel))
+        h = nn.functional.gelu(self.conv2(h)).transpose(1, 2)
+        return self.at_text_scale(self.proj(h))
+
+    def tokens(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+        # One padded pass: the zeros after a clip are what a convolution's own padding gives it alone.
+        out = self(pad_frames(mels))
+        return [out[i, : self.num_tokens(m.shape[-1])] for i, m in enumerate(mels)]

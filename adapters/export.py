@@ -13,7 +13,7 @@ import shutil
 import torch
 
 from adapters.config import AuraConfig
-from adapters.student import AUDIO_EMBED_FILE, LORA_DIR, load_causal_lm, load_tokenizer
+from adapters.student import AUDIO_EMBED_FILE, LORA_DIR, load_audio_embed, load_causal_lm, load_tokenizer
 
 LLM_DIR = "llm"
 
@@ -23,6 +23,7 @@ def export_bundle(checkpoint: str, output: str, dtype: str = "auto") -> str:
     from peft import PeftModel
 
     cfg = AuraConfig.load(checkpoint)
+    load_audio_embed(cfg, checkpoint)  # a clear error now, not a bundle that cannot be served
     base = load_causal_lm(cfg.base_llm)  # the base checkpoint's own dtype
     target_dtype = base.dtype if dtype == "auto" else getattr(torch, dtype)
     model = PeftModel.from_pretrained(base.float(), os.path.join(checkpoint, LORA_DIR))

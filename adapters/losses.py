@@ -12,10 +12,10 @@ from adapters.config import LossSettings
 class LayerProjections(nn.Module):
     """Student hidden size → teacher hidden size, one per mapped layer. Used only in training."""
 
-    def __init__(self, layer_map: list[tuple[int, int]], student_dim: int, teacher_dim: int):
+    def __init__(self, layer_map: list[tuple[int, int]], student_dim: int, teacher_dim: int, bias: bool = True):
         super().__init__()
         self.layer_map = list(layer_map)
-        self.proj = nn.ModuleDict({str(s): nn.Linear(student_dim, teacher_dim) for s, _ in layer_map})
+        self.proj = nn.ModuleDict({str(s): nn.Linear(student_dim, teacher_dim, bias=bias) for s, _ in layer_map})
 
     def forward(self, student_layer: int, h: torch.Tensor) -> torch.Tensor:
         return self.proj[str(student_layer)](h)
@@ -40,13 +40,39 @@ def distill_loss(
     cols = torch.cat([torch.arange(start, start + n) for start, n in spans]).to(device)
     counts = torch.tensor([n for _, n in spans], dtype=torch.float32, device=device)
 
+    def predict(s_layer: int, t: torch.Tensor) -> torch.Tensor:
+        return projections(s_layer, hidden_states[s_layer][rows, cols].float())
+
+    return _layer_losses(predict, projections.layer_map, teacher, rows, counts, weights)
+
+
+def mean_baseline(teacher: list[dict[int, torch.Tensor]], layer_map: list[tuple[int, int]], weights: LossSettings) -> dict[str, float]:
+    """The distillation loss of a student that ignores the audio and predicts, at every position, the
+    mean teacher state of these clips. A distillation loss near this says nothing about hearing."""
+    n = [next(iter(states.values())).shape[0] for states in teacher]
+    rows = torch.cat([torch.full((k,), i, dtype=torch.long) for i, k in enumerate(n)])
+    means = {t: torch.cat([states[t] for states in teacher]).float().mean(dim=0) for _, t in layer_map}
+
+    def predict(s_layer: int, t: torch.Tensor) -> torch.Tensor:
+        return means[dict(layer_map)[s_layer]].expand_as(t)
+
+    with torch.no_grad():
+        loss, parts = _layer_losses(predict, layer_map, teacher, rows, torch.tensor(n, dtype=torch.float32), weights)
+    return {**parts, "distill": loss.item()}
+
+
+def _layer_losses(predict, layer_map, teacher, rows, counts, weights: LossSettings) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cosine distance and normalised squared error of predict(student layer, teacher states) against
+    the teacher states, averaged over each example's tokens, then over examples and layers."""
+    device = rows.device
+
     def per_example_mean(x: torch.Tensor) -> torch.Tensor:  # (tokens,) → mean over each example's tokens
-        return torch.zeros(len(spans), device=device).index_add_(0, rows, x) / counts
+        return torch.zeros(len(counts), device=device).index_add_(0, rows, x) / counts.to(device)
 
     cos_terms, mse_terms = [], []
-    for s_layer, t_layer in projections.layer_map:
-        p = projections(s_layer, hidden_states[s_layer][rows, cols].float())
-        t = torch.cat([states[t_layer] for states in teacher]).to(device)
+    for s_layer, t_layer in layer_map:
+        t = torch.cat([states[t_layer] for states in teacher]).to(device).float()
+        p = predict(s_layer, t)
         cos_terms.append(1 - per_example_mean(F.cosine_similarity(p, t, dim=-1)))
         sq = (F.layer_norm(p, p.shape[-1:]) - F.layer_norm(t, t.shape[-1:])).pow(2).mean(dim=-1)
         mse_terms.append(per_example_mean(sq))
@@ -54,6 +80,25 @@ def distill_loss(
     mse = torch.cat(mse_terms).mean()
     loss = weights.cosine_weight * cos + weights.mse_weight * mse
     return loss, {"cosine": cos.item(), "mse": mse.item()}
+
+
+class TeacherStandardizer:
+    """Per-dimension mean and standard deviation of each teacher layer over the training clips.
+
+    Standardised targets take away the distillation loss's shortcut: un-centred Whisper states share
+    a large mean direction, so predicting that constant already scores a good cosine. Against
+    standardised targets (and a projection without bias) the mean predicts zero, i.e. nothing.
+    """
+
+    def __init__(self, teacher: list[dict[int, torch.Tensor]], eps: float = 1e-5):
+        layers = teacher[0].keys()
+        self.stats = {}
+        for layer in layers:
+            x = torch.cat([states[layer] for states in teacher]).float()
+            self.stats[layer] = (x.mean(dim=0), x.std(dim=0) + eps)
+
+    def __call__(self, teacher: list[dict[int, torch.Tensor]]) -> list[dict[int, torch.Tensor]]:
+        return [{layer: (v - self.stats[layer][0]) / self.stats[layer][1] for layer, v in states.items()} for states in teacher]
 
 
 def task_loss(output_head, last_hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass
 
 from adapters.errors import ManifestError
@@ -68,3 +69,27 @@ def write_manifest(path: str, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def split_by_sentence(entries: list[ManifestEntry], fraction: float, seed: int = 0) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+    """(train, dev): `fraction` of the distinct sentences held out with every clip that speaks them,
+    so no sentence is on both sides (a split by clip puts a sentence spoken twice on both)."""
+    from adapters.text import normalize
+
+    sentences = sorted({normalize(e.text) for e in entries})
+    k = min(len(sentences) - 1, max(1, round(len(sentences) * fraction)))
+    held = set(random.Random(seed).sample(sentences, k)) if k > 0 else set()
+    train = [e for e in entries if normalize(e.text) not in held]
+    dev = [e for e in entries if normalize(e.text) in held]
+    return train, dev
+
+
+def entry_rows(entries: list[ManifestEntry]) -> list[dict]:
+    """Manifest rows (absolute audio paths) for `entries`, e.g. to record the dev split a run used."""
+    rows = []
+    for e in entries:
+        row = {"audio": e.audio, "text": e.text}
+        if e.instruction is not None:
+            row |= {"instruction": e.instruction, "response": e.response}
+        rows.append(row)
+    return rows

@@ -14,9 +14,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from adapters.config import AuraConfig
-from adapters.embedding import AudioEmbedding
+from adapters.embedding import AudioEmbedding, AudioTokens
 from adapters.errors import BundleError
-from adapters.features import log_mel, log_mels, pad_frames
+from adapters.features import log_mel, log_mels
+from adapters.oracle import KIND as ORACLE
+from adapters.oracle import EncoderOracle
 from adapters.prompt import PromptEmbeds, assemble_prompt, text_pieces
 
 AUDIO_EMBED_FILE = "audio_embed.safetensors"
@@ -47,18 +49,38 @@ def embedding_rms(module: torch.nn.Module) -> float:
     return float(e.pow(2).mean(dim=-1).sqrt().mean())
 
 
-def save_audio_embed(module: AudioEmbedding, directory: str) -> None:
+def save_audio_embed(module: AudioTokens, directory: str) -> None:
     state = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
     save_file(state, os.path.join(directory, AUDIO_EMBED_FILE))
 
 
-def load_audio_embed(cfg: AuraConfig, directory: str) -> AudioEmbedding:
+def _audio_embed_weights(directory: str) -> dict[str, torch.Tensor]:
     path = os.path.join(directory, AUDIO_EMBED_FILE)
     if not os.path.isfile(path):
         raise BundleError(f"{directory}: missing {AUDIO_EMBED_FILE}")
+    return load_file(path)
+
+
+def load_audio_embed(cfg: AuraConfig, directory: str) -> AudioEmbedding:
+    """The servable audio layer of a bundle or checkpoint (an oracle's is refused)."""
+    weights = _audio_embed_weights(directory)
+    if cfg.audio_embed.kind != "conv":
+        raise BundleError(f"{directory}: its audio front end is {cfg.audio_embed.kind!r}, a training diagnostic that keeps the "
+                          "teacher's encoder; it cannot be exported or served")
     module = AudioEmbedding(cfg.audio_embed)
-    module.load_state_dict(load_file(path))
+    module.load_state_dict(weights)
     return module
+
+
+def new_audio_front_end(cfg: AuraConfig, teacher=None) -> AudioTokens:
+    """The audio layer cfg asks for: AuRA's own, or the encoder-kept oracle (which needs the teacher)."""
+    if cfg.audio_embed.kind == "conv":
+        return AudioEmbedding(cfg.audio_embed)
+    if cfg.audio_embed.kind == ORACLE:
+        from adapters.teacher import Teacher
+
+        return EncoderOracle(cfg.audio_embed, teacher or Teacher(cfg.teacher))
+    raise BundleError(f"unknown audio front end {cfg.audio_embed.kind!r}")
 
 
 @dataclass
@@ -72,7 +94,7 @@ class Example:
 
 
 class Student(torch.nn.Module):
-    def __init__(self, llm, audio_embed: AudioEmbedding, tokenizer, cfg: AuraConfig):
+    def __init__(self, llm, audio_embed: AudioTokens, tokenizer, cfg: AuraConfig):
         super().__init__()
         self.llm = llm
         self.audio_embed = audio_embed
@@ -81,8 +103,9 @@ class Student(torch.nn.Module):
         self._templates: dict[str, tuple[list[int], list[int]]] = {}
 
     @classmethod
-    def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True) -> Student:
-        """A fresh student from the base LLM in cfg.base_llm: LoRA attached, audio layer initialised."""
+    def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True, teacher=None) -> Student:
+        """A fresh student from the base LLM in cfg.base_llm: LoRA attached, audio layer initialised
+        (`teacher`: the loaded teacher, which an encoder-kept oracle reuses)."""
         from peft import LoraConfig, get_peft_model
 
         llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
@@ -98,16 +121,18 @@ class Student(torch.nn.Module):
             init_lora_weights=lora_init,
             bias="none",
         )
-        return cls(get_peft_model(llm, lora), AudioEmbedding(cfg.audio_embed), tokenizer, cfg)
+        return cls(get_peft_model(llm, lora), new_audio_front_end(cfg, teacher), tokenizer, cfg)
 
     @classmethod
-    def from_checkpoint(cls, directory: str, *, trainable: bool = False) -> Student:
+    def from_checkpoint(cls, directory: str, *, trainable: bool = False, teacher=None) -> Student:
         from peft import PeftModel
 
         cfg = AuraConfig.load(directory)
         llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
         llm = PeftModel.from_pretrained(llm, os.path.join(directory, LORA_DIR), is_trainable=trainable)
-        return cls(llm, load_audio_embed(cfg, directory), load_tokenizer(cfg.base_llm), cfg)
+        audio = new_audio_front_end(cfg, teacher)
+        audio.load_state_dict(_audio_embed_weights(directory))
+        return cls(llm, audio, load_tokenizer(cfg.base_llm), cfg)
 
     def save_checkpoint(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
@@ -131,8 +156,7 @@ class Student(torch.nn.Module):
         return next(self.audio_embed.parameters()).device
 
     def audio_tokens(self, wave: np.ndarray) -> torch.Tensor:
-        mel = log_mel(torch.as_tensor(wave).to(self.device), self.cfg.features)
-        return self.audio_embed.embed(mel)
+        return self.audio_embed.embed(log_mel(torch.as_tensor(wave).to(self.device), self.cfg.features))
 
     @staticmethod
     def _messages(instruction: str) -> list[dict]:
@@ -172,10 +196,8 @@ class Student(torch.nn.Module):
         """Right-padded inputs_embeds, attention mask, labels (prompt masked) and audio spans: the
         prompts `prompt()` builds, followed by the targets, made with one pass of the audio layer and
         one embedding lookup for the whole batch (per-example work starved a GPU)."""
-        dev, stride = self.device, self.cfg.audio_embed.stride
-        mels = log_mels([ex.wave for ex in examples], self.cfg.features, dev)
-        tokens = self.audio_embed(pad_frames(mels))
-        audio = [self.audio_embed.with_boundaries(tokens[i, : m.shape[-1] // stride]) for i, m in enumerate(mels)]
+        dev = self.device
+        audio = self.audio_embed.embed_batch(log_mels([ex.wave for ex in examples], self.cfg.features, dev))
 
         eos = self.tokenizer.eos_token
         rows, starts, spans = [], [], []

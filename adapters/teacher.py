@@ -52,14 +52,19 @@ class Teacher:
         for w in waves:
             if w.shape[0] > self.max_samples:
                 raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {w.shape[0] / 16000:.1f} s")
-        mels = log_mels(waves, self.features, self.device)
+        states = self.states(log_mels(waves, self.features, self.device), layers, num_tokens)
+        return [{layer: v.float().cpu().contiguous() for layer, v in s.items()} for s in states]
+
+    @torch.no_grad()
+    def states(self, mels: list[torch.Tensor], layers: list[int], num_tokens: list[int]) -> list[dict[int, torch.Tensor]]:
+        """Per-clip {layer: (num_tokens, d_model)} from log-mels, pooled in time, on the teacher's device."""
         frames = torch.tensor([m.shape[-1] for m in mels], device=self.device)
         hidden = self._encode(pad_frames(mels), frames if len(mels) > 1 else None)
         out = []
         for i, m in enumerate(mels):
             t = (m.shape[-1] + 1) // 2  # conv2 has stride 2
             out.append({
-                layer: torch.nn.functional.adaptive_avg_pool1d(hidden[layer][i, :t].float().T[None], num_tokens[i])[0].T.cpu().contiguous()
+                layer: torch.nn.functional.adaptive_avg_pool1d(hidden[layer][i, :t].float().T[None], num_tokens[i])[0].T
                 for layer in layers
             })
         return out

@@ -38,3 +38,12 @@ def normalize(text: str) -> str:
     text = _PUNCT.sub(" ", text.lower())
     text = _DIGITS.sub(lambda m: f" {number_words(int(m.group()))} " if len(m.group()) < 7 else m.group(), text)
     return " ".join(text.split())
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    """Word error rate of hyps against refs after normalize(); references that normalise to nothing
+    are skipped, and an empty hypothesis counts as all deletions."""
+    import jiwer
+
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=True) if normalize(r)]
+    return jiwer.wer([r for r, _ in pairs], [h or "<empty>" for _, h in pairs])

@@ -27,16 +27,9 @@ from collections import Counter
 import httpx
 from tqdm.auto import tqdm
 
-from adapters.text import normalize
+from adapters.text import normalize, wer
 from benchmarks.audioset import FORMATS, Clip, load_clips, transcode
 from benchmarks.report import command_line, fmt, machine, machine_line, table, write_json
-
-
-def wer(refs: list[str], hyps: list[str]) -> float:
-    import jiwer
-
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=True) if normalize(r)]
-    return jiwer.wer([r for r, _ in pairs], [h or "<empty>" for _, h in pairs])
 
 
 def token_f1(a: str, b: str) -> float:

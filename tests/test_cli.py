@@ -17,7 +17,7 @@ def test_help_documents_every_option():
 
     parser = build_parser([add_serve])
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(commands) == {"serve", "distill", "export", "make-tiny", "synth"}
+    assert set(commands) == {"serve", "distill", "evaluate", "export", "make-tiny", "synth"}
     for name, sub in commands.items():
         for action in sub._actions:
             assert action.help and action.help.strip(), f"aura {name} {action.option_strings or action.dest} has no help"

@@ -1,0 +1,134 @@
+"""The fidelity diagnostics: dev split by sentence, audio dependence, the mean baseline, standardised
+targets, and the encoder-kept oracle (tiny models, real espeak-ng speech)."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from adapters.config import AuraConfig, LossSettings
+from adapters.distill import DEV_MANIFEST, distill
+from adapters.errors import BundleError
+from adapters.manifest import ManifestEntry, read_manifest, split_by_sentence
+from tests.test_distill import settings
+
+
+def test_dev_split_holds_out_whole_sentences():
+    texts = [f"sentence {i}" for i in range(50)]
+    # every sentence spoken twice, once with different punctuation and case
+    entries = [ManifestEntry(f"/a/{i}.wav", t) for i, t in enumerate(texts)] + [ManifestEntry(f"/b/{i}.wav", t.upper() + ".") for i, t in enumerate(texts)]
+    train, dev = split_by_sentence(entries, 0.1, seed=0)
+    assert len(dev) == 10 and len(train) == 90
+    norm = lambda e: e.text.lower().strip(".")  # noqa: E731
+    assert not {norm(e) for e in dev} & {norm(e) for e in train}
+    assert split_by_sentence(entries, 0.1, seed=0) == (train, dev)  # deterministic: resume sees the same split
+
+
+def test_mean_baseline_is_the_loss_of_predicting_the_mean():
+    from adapters.losses import TeacherStandardizer, mean_baseline
+
+    torch.manual_seed(0)
+    layer_map = [(1, 2), (3, 4)]
+    offset = torch.randn(8) * 5  # a large shared direction, as Whisper's states have
+    teacher = [{2: torch.randn(n, 8) + offset, 4: torch.randn(n, 8) - offset} for n in (200, 300, 100)]
+    got = mean_baseline(teacher, layer_map, LossSettings())
+    cos = []
+    for _, t_layer in layer_map:
+        mean = torch.cat([s[t_layer] for s in teacher]).mean(0)
+        cos += [1 - torch.nn.functional.cosine_similarity(mean.expand_as(s[t_layer]), s[t_layer], dim=-1).mean() for s in teacher]
+    torch.testing.assert_close(got["cosine"], torch.stack(cos).mean().item())
+    assert got["cosine"] < 0.2, "un-centred targets: the mean already scores a good cosine (the shortcut)"
+    # Standardised with training-set statistics, held-out targets have a mean near zero that
+    # predicts nothing: cosine distance about 1.
+    held_out = [{2: torch.randn(n, 8) + offset, 4: torch.randn(n, 8) - offset} for n in (40, 60)]
+    standardized = mean_baseline(TeacherStandardizer(teacher)(held_out), layer_map, LossSettings())
+    assert standardized["cosine"] == pytest.approx(1.0, abs=0.15)
+
+
+def test_eval_logs_audio_dependence_mean_baseline_and_dev_split(tiny, speech_corpus, tmp_path):
+    out = str(tmp_path / "ckpt")
+    cfg = distill(settings(tiny, speech_corpus, out, steps=4, eval_every=4, losses=LossSettings(standardize=True)))
+    last = cfg.training["history"]["eval"][-1]
+    assert {"task", "task_shuffled", "audio_gap", "distill", "distill_mean_baseline"} <= last.keys()
+    assert last["audio_gap"] == pytest.approx(last["task_shuffled"] - last["task"], abs=1e-4)
+    assert last["distill_mean_baseline"] > 0
+    projections = torch.load(os.path.join(out, "training_state.pt"), weights_only=False)["projections"]
+    assert cfg.losses.standardize and projections and not any(k.endswith(".bias") for k in projections)
+    dev = read_manifest(os.path.join(out, DEV_MANIFEST))
+    train = {e.text for e in read_manifest(speech_corpus)} - {e.text for e in dev}
+    assert dev and not {e.text for e in dev} & train
+    assert cfg.training["eval_clips"] == len(dev)
+
+
+def test_projections_have_no_bias_with_standardised_targets():
+    from adapters.losses import LayerProjections
+
+    assert all(p.bias is None for p in LayerProjections([(1, 1)], 4, 4, bias=False).proj.values())
+    assert all(p.bias is not None for p in LayerProjections([(1, 1)], 4, 4).proj.values())
+
+
+def test_shuffled_audio_keeps_texts_and_moves_audio():
+    from adapters.distill import with_shuffled_audio
+    from adapters.student import Example
+
+    waves = [np.full(10, i, dtype=np.float32) for i in range(3)]
+    batch = [Example(w, "Transcribe.", f"t{i}") for i, w in enumerate(waves)]
+    rolled = with_shuffled_audio(batch)
+    assert [e.target for e in rolled] == ["t0", "t1", "t2"]
+    assert [int(e.wave[0]) for e in rolled] == [1, 2, 0]
+
+
+@pytest.fixture(scope="module")
+def oracle(tiny, speech_corpus, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("oracle"))
+    return out, distill(settings(tiny, speech_corpus, out, steps=6, eval_every=6, oracle=True))
+
+
+def test_oracle_trains_on_the_task_loss_with_the_encoder_kept(oracle):
+    from safetensors.torch import load_file
+
+    out, cfg = oracle
+    assert cfg.audio_embed.kind == "encoder-oracle" and not cfg.losses.distills
+    hist = cfg.training["history"]
+    assert "distill" not in hist["train"][-1] and "task" in hist["train"][-1]
+    assert "audio_gap" in hist["eval"][-1]
+    saved = load_file(os.path.join(out, "audio_embed.safetensors"))
+    assert not any("encoder" in k or "teacher" in k for k in saved), "the frozen encoder must not be saved"
+    assert any(k.startswith("proj.") for k in saved)
+
+
+def test_oracle_cannot_be_exported_or_served(oracle, tmp_path):
+    from adapters.export import export_bundle
+    from adapters.student import load_audio_embed
+
+    out, _ = oracle
+    with pytest.raises(BundleError, match="cannot be exported or served"):
+        export_bundle(out, str(tmp_path / "bundle"))
+    with pytest.raises(BundleError, match="encoder-oracle"):
+        load_audio_embed(AuraConfig.load(out), out)
+
+
+def test_oracle_batch_equals_each_clip_alone(oracle):
+    from adapters.features import log_mel
+    from adapters.student import Student
+
+    out, _ = oracle
+    student = Student.from_checkpoint(out)
+    rng = np.random.default_rng(0)
+    mels = [log_mel(rng.standard_normal(n).astype(np.float32) * 0.1, student.cfg.features) for n in (16000, 9000, 4001)]
+    with torch.no_grad():
+        batched = student.audio_embed.embed_batch(mels)
+        for mel, got in zip(mels, batched, strict=True):
+            torch.testing.assert_close(got, student.audio_embed.embed(mel), atol=1e-4, rtol=1e-4)
+
+
+def test_evaluate_scores_a_checkpoint(oracle, speech_corpus):
+    from adapters.evaluate import evaluate_checkpoint
+
+    out, _ = oracle
+    result = evaluate_checkpoint(out, speech_corpus, limit=4, progress=False)
+    assert evaluate_checkpoint(out, progress=False)["manifest"].endswith("dev.jsonl")  # the recorded dev split
+    assert result["clips"] == 4 and result["wer"] >= 0
+    assert result["audio_gap"] == pytest.approx(result["task_shuffled"] - result["task"])
+    assert len(result["samples"]) == 4
