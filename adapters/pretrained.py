@@ -25,6 +25,10 @@ BUNDLES = os.path.join(REPO, "artifacts", "bundles")
 DEFAULT_MODEL = "aura-gemma3-270m-whisper-base"
 LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
 DIGEST_FILE = "adapter.sha256"  # in a bundle: the digest of the adapter it was built from
+# The merged weights are written in fp32: a bf16 cast after the merge rounds away LoRA deltas
+# smaller than the base weight's bf16 step, and this model is small (1.1 GB in fp32); a CPU without
+# native bf16 serves fp32 anyway.
+EXPORT_DTYPE = "float32"
 
 
 def adapter_dir(name: str = DEFAULT_MODEL) -> str:
@@ -73,7 +77,7 @@ def publish(checkpoint: str, name: str = DEFAULT_MODEL, asr_model: str | None = 
 
 def adapter_digest(src: str) -> str:
     """sha256 over an adapter's files: a new adapter (a pull, a retrain) gets a new bundle."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"export {EXPORT_DTYPE}\n".encode())  # a change of export precision rebuilds too
     for rel in (CONFIG_NAME, AUDIO_EMBED_FILE, *(os.path.join(LORA_DIR, f) for f in LORA_FILES)):
         h.update(rel.encode())
         with open(os.path.join(src, rel), "rb") as f:
@@ -108,7 +112,7 @@ def ensure_bundle(name: str = DEFAULT_MODEL) -> str:
     print(f"building bundle {out} from {src} ({why}; about a minute)", flush=True)
     tmp = out + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    export_bundle(src, tmp)
+    export_bundle(src, tmp, EXPORT_DTYPE)
     save_relative(AuraConfig.load(tmp), tmp, anchor=out)
     with open(os.path.join(tmp, DIGEST_FILE), "w") as f:
         f.write(digest + "\n")

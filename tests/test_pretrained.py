@@ -39,6 +39,16 @@ def test_bundle_is_built_once_from_the_adapter(tiny, dirs):
 
 
 
+def test_the_bundle_is_merged_in_fp32(tiny, dirs, monkeypatch):
+    """A bf16 cast after the merge rounds away LoRA deltas smaller than a weight's bf16 step."""
+    dtypes = []
+    export = pretrained.export_bundle
+    monkeypatch.setattr(pretrained, "export_bundle", lambda src, out, dtype="auto": dtypes.append(dtype) or export(src, out, dtype))
+    pretrained.publish(tiny["checkpoint"], "demo", asr_model=tiny["whisper-ct2"])
+    pretrained.ensure_bundle("demo")
+    assert dtypes == ["float32"]
+
+
 def test_a_changed_adapter_gets_a_new_bundle(tiny, dirs):
     """After a pull or a retrain the adapter differs from the one the bundle was merged from."""
     from safetensors.torch import load_file, save_file
