@@ -7,6 +7,7 @@ loop on several GPUs or nodes; on one CPU it is a plain loop.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from adapters.features import num_frames
 from adapters.losses import LayerProjections, TeacherStandardizer, distill_loss, mean_baseline, task_loss
 from adapters.manifest import ManifestEntry, entry_rows, read_manifest, split_by_sentence, write_manifest
 from adapters.oracle import KIND as ORACLE
-from adapters.student import Example, Student
+from adapters.student import PROMPT_LAYOUTS, Example, Student
 from adapters.teacher import Teacher, TeacherCache
 
 STATE_FILE = "training_state.pt"
@@ -58,6 +59,7 @@ class DistillSettings:
     boundaries: bool = True
     teacher_init: bool = True  # start the audio layer's first convolution from the teacher's
     oracle: bool = False  # the encoder-kept diagnostic (adapters.oracle): task loss only, the teacher stays
+    prompt_variety: bool = False  # train on every chat layout serving receives (PROMPT_LAYOUTS), not only audio-first
     lora: LoraSettings = field(default_factory=LoraSettings)
     losses: LossSettings = field(default_factory=LossSettings)
     layer_map: list[tuple[int, int]] | None = None
@@ -149,6 +151,12 @@ def _step_loss(student: Student, projections: LayerProjections, examples, teache
         parts["task"] = t.item()
     parts["loss"] = loss.item()
     return loss, parts
+
+
+def in_random_layout(ex: Example, transcribe_instruction: str) -> Example:
+    """`ex` in a random chat layout; the audio alone only stands for a transcription request."""
+    layouts = [k for k in PROMPT_LAYOUTS if k != "audio-only" or ex.instruction == transcribe_instruction]
+    return dataclasses.replace(ex, layout=random.choice(layouts))
 
 
 def with_shuffled_audio(examples: list[Example]) -> list[Example]:
@@ -357,7 +365,10 @@ def distill(s: DistillSettings) -> AuraConfig:
             idx, order = order[: s.batch_size], order[s.batch_size :]
             with accelerator.accumulate(student):
                 states = [train_states[i] for i in idx] if train_states is not None else None
-                loss, parts = _step_loss(raw_student, raw_proj, [train[i][0] for i in idx], states, with_task)
+                batch = [train[i][0] for i in idx]
+                if s.prompt_variety:
+                    batch = [in_random_layout(ex, cfg.transcribe_instruction) for ex in batch]
+                loss, parts = _step_loss(raw_student, raw_proj, batch, states, with_task)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(list(raw_student.parameters()) + list(raw_proj.parameters()), 1.0)
                 optimizer.step()

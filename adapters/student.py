@@ -83,6 +83,23 @@ def new_audio_front_end(cfg: AuraConfig, teacher=None) -> AudioTokens:
     raise BundleError(f"unknown audio front end {cfg.audio_embed.kind!r}")
 
 
+# The shapes of chat that serving receives around one clip. Training on all of them (the trainer's
+# --prompt-variety) keeps the adapter from hearing only in the one layout it was trained on.
+PROMPT_LAYOUTS = ("audio-first", "text-first", "audio-only", "system")
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+def messages_for(instruction: str, layout: str = "audio-first") -> list[dict]:
+    """The chat for one clip and an instruction, in one of PROMPT_LAYOUTS ("audio-only" drops the
+    instruction: a transcription example whose user turn is the audio alone)."""
+    audio, text = {"type": "audio"}, {"type": "text", "text": instruction}
+    content = {"audio-first": [audio, text], "text-first": [text, audio], "audio-only": [audio], "system": [audio, text]}
+    if layout not in content:
+        raise ValueError(f"unknown prompt layout {layout!r}; one of {', '.join(PROMPT_LAYOUTS)}")
+    system = [{"role": "system", "content": SYSTEM_PROMPT}] if layout == "system" else []
+    return system + [{"role": "user", "content": content[layout]}]
+
+
 @dataclass
 class Example:
     """One training example: a clip, the user's instruction, and the text the model should answer."""
@@ -91,6 +108,7 @@ class Example:
     instruction: str
     target: str
     source: str = ""
+    layout: str = "audio-first"  # how the chat around the audio reads: one of PROMPT_LAYOUTS
 
 
 class Student(torch.nn.Module):
@@ -100,7 +118,7 @@ class Student(torch.nn.Module):
         self.audio_embed = audio_embed
         self.tokenizer = tokenizer
         self.cfg = cfg
-        self._templates: dict[str, tuple[list[int], list[int]]] = {}
+        self._templates: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
 
     @classmethod
     def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True, teacher=None) -> Student:
@@ -158,13 +176,9 @@ class Student(torch.nn.Module):
     def audio_tokens(self, wave: np.ndarray) -> torch.Tensor:
         return self.audio_embed.embed(log_mel(torch.as_tensor(wave).to(self.device), self.cfg.features))
 
-    @staticmethod
-    def _messages(instruction: str) -> list[dict]:
-        return [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
-
-    def prompt(self, wave: np.ndarray, instruction: str) -> PromptEmbeds:
+    def prompt(self, wave: np.ndarray, instruction: str, layout: str = "audio-first") -> PromptEmbeds:
         return assemble_prompt(
-            self.tokenizer, self.embed_tokens, self._messages(instruction), [self.audio_tokens(wave)], chat_template=self.cfg.chat_template
+            self.tokenizer, self.embed_tokens, messages_for(instruction, layout), [self.audio_tokens(wave)], chat_template=self.cfg.chat_template
         )
 
     @torch.no_grad()
@@ -182,14 +196,14 @@ class Student(torch.nn.Module):
             return start + 1, n - 2
         return start, n
 
-    def _template(self, instruction: str) -> tuple[list[int], list[int]]:
-        """Token ids before and after the audio in the prompt for `instruction`, split exactly as
-        assemble_prompt splits them (cached: rendering a chat template costs more than a forward
-        pass of the audio layer)."""
-        cached = self._templates.get(instruction)
+    def _template(self, instruction: str, layout: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the audio in the prompt for `instruction` in `layout`, split
+        exactly as assemble_prompt splits them (cached: rendering a chat template costs more than a
+        forward pass of the audio layer)."""
+        cached = self._templates.get((instruction, layout))
         if cached is None:
-            (before, after), _ = text_pieces(self.tokenizer, self._messages(instruction), self.cfg.chat_template)
-            cached = self._templates[instruction] = (before, after)
+            (before, after), _ = text_pieces(self.tokenizer, messages_for(instruction, layout), self.cfg.chat_template)
+            cached = self._templates[(instruction, layout)] = (before, after)
         return cached
 
     def batch(self, examples: list[Example]) -> dict:
@@ -202,7 +216,7 @@ class Student(torch.nn.Module):
         eos = self.tokenizer.eos_token
         rows, starts, spans = [], [], []
         for ex, a in zip(examples, audio, strict=True):
-            before, after = self._template(ex.instruction)
+            before, after = self._template(ex.instruction, ex.layout)
             target = self.tokenizer(ex.target + eos, add_special_tokens=False)["input_ids"]
             rows.append((before + [0] * a.shape[0] + after, target))
             starts.append(len(before))

@@ -82,7 +82,7 @@ def test_shuffled_audio_keeps_texts_and_moves_audio():
 @pytest.fixture(scope="module")
 def oracle(tiny, speech_corpus, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("oracle"))
-    return out, distill(settings(tiny, speech_corpus, out, steps=6, eval_every=6, oracle=True))
+    return out, distill(settings(tiny, speech_corpus, out, steps=6, eval_every=6, oracle=True, prompt_variety=True))
 
 
 def test_oracle_trains_on_the_task_loss_with_the_encoder_kept(oracle):
@@ -132,3 +132,20 @@ def test_evaluate_scores_a_checkpoint(oracle, speech_corpus):
     assert result["clips"] == 4 and result["wer"] >= 0
     assert result["audio_gap"] == pytest.approx(result["task_shuffled"] - result["task"])
     assert len(result["samples"]) == 4
+
+
+def test_prompt_layouts_are_the_chats_serving_receives():
+    from adapters.distill import in_random_layout
+    from adapters.student import PROMPT_LAYOUTS, Example, messages_for
+
+    kinds = {layout: [[p["type"] for p in m["content"]] if m["role"] == "user" else m["role"] for m in messages_for("Do it.", layout)]
+             for layout in PROMPT_LAYOUTS}
+    assert kinds == {"audio-first": [["audio", "text"]], "text-first": [["text", "audio"]], "audio-only": [["audio"]],
+                     "system": ["system", ["audio", "text"]]}
+    with pytest.raises(ValueError, match="unknown prompt layout"):
+        messages_for("x", "sideways")
+    answer = Example(np.zeros(10, dtype=np.float32), "Answer the question.", "yes")
+    transcribe = Example(np.zeros(10, dtype=np.float32), "Transcribe the audio.", "yes")
+    # the audio alone stands for a transcription request, never for another instruction
+    assert "audio-only" not in {in_random_layout(answer, "Transcribe the audio.").layout for _ in range(200)}
+    assert {in_random_layout(transcribe, "Transcribe the audio.").layout for _ in range(200)} == set(PROMPT_LAYOUTS)

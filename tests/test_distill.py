@@ -145,12 +145,13 @@ def test_batch_holds_exactly_the_prompts_serving_builds(tiny_gemma):
 
     student = Student.from_checkpoint(tiny_gemma["checkpoint"]).eval()
     rng = np.random.default_rng(1)
-    examples = [Example(rng.standard_normal(n).astype(np.float32) * 0.1, instr, target) for n, instr, target in
-                [(32000, "Transcribe the audio.", "a b c d"), (9123, "Answer the question.", "e"), (20001, "Transcribe the audio.", "f g")]]
+    examples = [Example(rng.standard_normal(n).astype(np.float32) * 0.1, instr, target, layout=layout) for n, instr, target, layout in
+                [(32000, "Transcribe the audio.", "a b c d", "audio-first"), (9123, "Answer the question.", "e", "text-first"),
+                 (20001, "Transcribe the audio.", "f g", "audio-only"), (12000, "Transcribe the audio.", "h", "system")]]
     with torch.no_grad():
         batch = student.batch(examples)
         for i, ex in enumerate(examples):
-            p = student.prompt(ex.wave, ex.instruction)
+            p = student.prompt(ex.wave, ex.instruction, ex.layout)
             target = student.tokenizer(ex.target + student.tokenizer.eos_token, add_special_tokens=False)["input_ids"]
             n = len(p) + len(target)
             torch.testing.assert_close(batch["inputs_embeds"][i, : len(p)], p.embeds, atol=1e-5, rtol=1e-5)
