@@ -38,6 +38,8 @@ def add_distill(sub) -> None:
     p.add_argument("--eval-manifest", help="dev manifest that picks the best checkpoint; default: hold out --eval-fraction of "
                    "--manifest's sentences (written to OUTPUT/dev.jsonl). Never a test split")
     p.add_argument("--eval-fraction", type=float, default=0.03, help="fraction of distinct sentences held out when no --eval-manifest")
+    p.add_argument("--train-sentences", type=int, help="train on the clips of this many distinct sentences (seeded), "
+                   "after the dev split: the points of a data-scale curve")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
     p.add_argument("--max-minutes", type=float, help="wall-clock budget for this run, loading and teacher states included: "
                    "the cosine schedule follows the clock (or the steps, whichever is further) and the run "
@@ -85,7 +87,7 @@ def run_distill(a) -> None:
 
     s = DistillSettings(
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
-        eval_fraction=a.eval_fraction, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
+        eval_fraction=a.eval_fraction, train_sentences=a.train_sentences, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
         boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init, oracle=a.oracle, prompt_variety=a.prompt_variety,
         lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha, dropout=a.lora_dropout, target_modules=a.lora_targets, layers=a.lora_layers),

@@ -24,7 +24,14 @@ from adapters.embedding import AudioEmbedConfig
 from adapters.errors import AudioError, ManifestError
 from adapters.features import num_frames
 from adapters.losses import LayerProjections, TeacherStandardizer, distill_loss, mean_baseline, task_loss
-from adapters.manifest import ManifestEntry, entry_rows, read_manifest, split_by_sentence, write_manifest
+from adapters.manifest import (
+    ManifestEntry,
+    entry_rows,
+    first_sentences,
+    read_manifest,
+    split_by_sentence,
+    write_manifest,
+)
 from adapters.oracle import KIND as ORACLE
 from adapters.student import PROMPT_LAYOUTS, Example, Student
 from adapters.teacher import Teacher, TeacherCache
@@ -45,6 +52,7 @@ class DistillSettings:
     output: str
     eval_manifest: str | None = None
     eval_fraction: float = 0.03  # of the distinct sentences, held out as the dev split when no eval_manifest
+    train_sentences: int | None = None  # train on the clips of this many distinct sentences (a data-scale curve)
     steps: int = 1000
     max_minutes: float | None = None  # wall-clock budget of the whole run, data preparation included: the schedule
     # then follows the clock and the run saves and ends within it
@@ -225,6 +233,8 @@ def distill(s: DistillSettings) -> AuraConfig:
         if accelerator.is_main_process and eval_entries:
             os.makedirs(s.output, exist_ok=True)
             write_manifest(eval_manifest, entry_rows(eval_entries))
+    if s.train_sentences:  # after the dev split, so every point of a curve is scored on the same dev clips
+        train_entries = first_sentences(train_entries, s.train_sentences, s.seed)
 
     teacher = Teacher(s.teacher, device=accelerator.device)
     state_path = os.path.join(s.output, STATE_FILE)

@@ -84,6 +84,18 @@ def split_by_sentence(entries: list[ManifestEntry], fraction: float, seed: int =
     return train, dev
 
 
+def first_sentences(entries: list[ManifestEntry], n: int, seed: int = 0) -> list[ManifestEntry]:
+    """The clips of `n` distinct sentences (a seeded sample, each with all its clips): the x axis of
+    a data-scale curve is distinct sentences, not clips."""
+    from adapters.text import normalize
+
+    sentences = sorted({normalize(e.text) for e in entries})
+    if n >= len(sentences):
+        return entries
+    keep = set(random.Random(seed).sample(sentences, n))
+    return [e for e in entries if normalize(e.text) in keep]
+
+
 def entry_rows(entries: list[ManifestEntry]) -> list[dict]:
     """Manifest rows (absolute audio paths) for `entries`, e.g. to record the dev split a run used."""
     rows = []

@@ -25,6 +25,15 @@ def test_dev_split_holds_out_whole_sentences():
     assert split_by_sentence(entries, 0.1, seed=0) == (train, dev)  # deterministic: resume sees the same split
 
 
+def test_a_data_scale_point_keeps_whole_sentences():
+    from adapters.manifest import first_sentences
+
+    entries = [ManifestEntry(f"/{k}/{i}.wav", f"sentence {i}") for k in "ab" for i in range(30)]
+    some = first_sentences(entries, 7, seed=1)
+    assert len(some) == 14 and len({e.text for e in some}) == 7  # both clips of each kept sentence
+    assert first_sentences(entries, 7, seed=1) == some and first_sentences(entries, 100) == entries
+
+
 def test_mean_baseline_is_the_loss_of_predicting_the_mean():
     from adapters.losses import TeacherStandardizer, mean_baseline
 
@@ -48,7 +57,7 @@ def test_mean_baseline_is_the_loss_of_predicting_the_mean():
 
 def test_eval_logs_audio_dependence_mean_baseline_and_dev_split(tiny, speech_corpus, tmp_path):
     out = str(tmp_path / "ckpt")
-    cfg = distill(settings(tiny, speech_corpus, out, steps=4, eval_every=4, losses=LossSettings(standardize=True)))
+    cfg = distill(settings(tiny, speech_corpus, out, steps=4, eval_every=4, losses=LossSettings(standardize=True), train_sentences=10))
     last = cfg.training["history"]["eval"][-1]
     assert {"task", "task_shuffled", "audio_gap", "distill", "distill_mean_baseline"} <= last.keys()
     assert last["audio_gap"] == pytest.approx(last["task_shuffled"] - last["task"], abs=1e-4)
@@ -58,7 +67,7 @@ def test_eval_logs_audio_dependence_mean_baseline_and_dev_split(tiny, speech_cor
     dev = read_manifest(os.path.join(out, DEV_MANIFEST))
     train = {e.text for e in read_manifest(speech_corpus)} - {e.text for e in dev}
     assert dev and not {e.text for e in dev} & train
-    assert cfg.training["eval_clips"] == len(dev)
+    assert cfg.training["eval_clips"] == len(dev) and cfg.training["train_clips"] == 10
 
 
 def test_projections_have_no_bias_with_standardised_targets():
