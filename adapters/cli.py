@@ -69,6 +69,8 @@ def add_distill(sub) -> None:
     p.add_argument("--standardize-teacher", action="store_true", help="distil towards teacher states standardised per dimension, "
                    "projections without bias, so that predicting the mean teacher state scores nothing")
     p.add_argument("--instruction", default="Transcribe the audio.", help="instruction used for transcription examples")
+    p.add_argument("--distill-only-steps", type=int, default=0, help="a first stage of this many steps with the distillation "
+                   "loss alone, running only the LLM layers up to the deepest mapped one (no LM head); then the joint stage")
     p.add_argument("--prompt-variety", action="store_true", help="train on every chat layout serving receives (audio first, "
                    "text first, audio alone, with a system prompt), each example in a random one; dev stays audio first")
     p.add_argument("--max-audio-seconds", type=float, default=30.0, help="longest clip accepted (Whisper's limit is 30 s)")
@@ -89,7 +91,7 @@ def run_distill(a) -> None:
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
         eval_fraction=a.eval_fraction, train_sentences=a.train_sentences, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
-        boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init, oracle=a.oracle, prompt_variety=a.prompt_variety,
+        boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init, oracle=a.oracle, prompt_variety=a.prompt_variety, distill_only_steps=a.distill_only_steps,
         lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha, dropout=a.lora_dropout, target_modules=a.lora_targets, layers=a.lora_layers),
         losses=LossSettings(cosine_weight=a.cosine_weight, mse_weight=a.mse_weight, task_weight=a.task_weight,
                             standardize=a.standardize_teacher),

@@ -6,6 +6,7 @@ A training checkpoint keeps the LoRA un-merged (PEFT adapter in `lora/`), next t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -168,6 +169,19 @@ class Student(torch.nn.Module):
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
+
+    @contextlib.contextmanager
+    def first_layers(self, n: int):
+        """Within the block, the LLM runs only its first n decoder layers: a distillation-only step
+        needs the states up to the deepest mapped layer (its raw output is hidden_states[n - 1] when
+        n layers run; the last entry is normed) and no LM head over 262k words."""
+        decoder = self.llm.get_base_model().model
+        layers = decoder.layers
+        decoder.layers = layers[:n]
+        try:
+            yield
+        finally:
+            decoder.layers = layers
 
     @property
     def device(self) -> torch.device:

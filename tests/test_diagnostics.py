@@ -158,3 +158,29 @@ def test_prompt_layouts_are_the_chats_serving_receives():
     # the audio alone stands for a transcription request, never for another instruction
     assert "audio-only" not in {in_random_layout(answer, "Transcribe the audio.").layout for _ in range(200)}
     assert {in_random_layout(transcribe, "Transcribe the audio.").layout for _ in range(200)} == set(PROMPT_LAYOUTS)
+
+
+def test_first_layers_give_the_full_models_early_states(tiny_gemma):
+    from adapters.student import Student
+
+    student = Student.from_checkpoint(tiny_gemma["checkpoint"]).eval()
+    embeds = torch.randn(2, 9, student.cfg.audio_embed.hidden_size)
+    with torch.no_grad():
+        full = student.llm(inputs_embeds=embeds, output_hidden_states=True).hidden_states
+        with student.first_layers(1):
+            short = student.llm(inputs_embeds=embeds, output_hidden_states=True).hidden_states
+        normed = student.llm.get_base_model().model.norm(full[1])
+    assert len(short) == 2 and len(full) == 3
+    torch.testing.assert_close(short[0], full[0])
+    # Layer 1 computes what it computes in the full model, but the last entry is normed: hence the
+    # trainer runs one layer past the deepest mapped one.
+    torch.testing.assert_close(short[1], normed)
+    assert len(student.llm(inputs_embeds=embeds, output_hidden_states=True).hidden_states) == len(full)  # restored
+
+
+def test_distill_only_stage_then_joint(tiny, speech_corpus, tmp_path):
+    cfg = distill(settings(tiny, speech_corpus, str(tmp_path / "ckpt"), steps=6, eval_every=6, distill_only_steps=3))
+    train = cfg.training["history"]["train"]
+    assert ["task" in h for h in train] == [False, False, False, True, True, True]
+    with pytest.raises(ValueError, match="needs a distillation loss"):
+        distill(settings(tiny, speech_corpus, str(tmp_path / "o"), steps=2, oracle=True, distill_only_steps=1))
