@@ -173,7 +173,7 @@ def in_random_layout(ex: Example, transcribe_instruction: str) -> Example:
 
 def with_shuffled_audio(examples: list[Example]) -> list[Example]:
     """Each example's text with the next example's audio: the audio-dependence control."""
-    return [Example(examples[(i + 1) % len(examples)].wave, ex.instruction, ex.target, ex.source) for i, ex in enumerate(examples)]
+    return [dataclasses.replace(ex, wave=examples[(i + 1) % len(examples)].wave) for i, ex in enumerate(examples)]
 
 
 @torch.no_grad()
@@ -278,6 +278,8 @@ def distill(s: DistillSettings) -> AuraConfig:
     deepest = max(layer for layer, _ in cfg.layer_map)
     if s.distill_only_steps and not cfg.losses.distills:
         raise ValueError("--distill-only-steps needs a distillation loss (not --oracle, nor zero cosine and MSE weights)")
+    if not (with_task or cfg.losses.distills):
+        raise ValueError("nothing to train: the task loss is off and there is no distillation loss (--oracle needs --task-weight > 0)")
 
     lora_params = [p for n, p in student.llm.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
