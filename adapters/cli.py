@@ -70,7 +70,7 @@ def add_distill(sub) -> None:
                    "projections without bias, so that predicting the mean teacher state scores nothing")
     p.add_argument("--instruction", default="Transcribe the audio.", help="instruction used for transcription examples")
     p.add_argument("--distill-only-steps", type=int, default=0, help="a first stage of this many steps with the distillation "
-                   "loss alone, running only the LLM layers up to the deepest mapped one (no LM head); then the joint stage")
+                   "loss alone, running only the LLM layers up to one past the deepest mapped one; then the joint stage")
     p.add_argument("--prompt-variety", action="store_true", help="train on every chat layout serving receives (audio first, "
                    "text first, audio alone, with a system prompt), each example in a random one; dev stays audio first")
     p.add_argument("--max-audio-seconds", type=float, default=30.0, help="longest clip accepted (Whisper's limit is 30 s)")

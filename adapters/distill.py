@@ -27,8 +27,8 @@ from adapters.losses import LayerProjections, TeacherStandardizer, distill_loss,
 from adapters.manifest import (
     ManifestEntry,
     entry_rows,
-    first_sentences,
     read_manifest,
+    sample_sentences,
     split_by_sentence,
     write_manifest,
 )
@@ -172,16 +172,25 @@ def in_random_layout(ex: Example, transcribe_instruction: str) -> Example:
 
 
 def with_shuffled_audio(examples: list[Example]) -> list[Example]:
-    """Each example's text with the next example's audio: the audio-dependence control."""
-    return [dataclasses.replace(ex, wave=examples[(i + 1) % len(examples)].wave) for i, ex in enumerate(examples)]
+    """Each example's text with the audio of the next example that speaks another clip (a clip's
+    transcription and its answer example share their audio): the audio-dependence control."""
+    out = []
+    for i, ex in enumerate(examples):
+        others = (examples[(i + k) % len(examples)] for k in range(1, len(examples)))
+        other = next((o for o in others if o.wave is not ex.wave), None)
+        out.append(dataclasses.replace(ex, wave=other.wave) if other is not None else None)
+    return out
 
 
 @torch.no_grad()
 def evaluate(student, projections, examples, teacher_states, batch_size: int, with_task: bool) -> dict[str, float]:
     """Held-out losses, averaged over batches. With the task loss, also `task_shuffled`: the same
-    targets given another clip's audio, and `audio_gap` = task_shuffled - task. A language model of
-    the corpus that ignores the audio has a gap near zero however low its task loss."""
+    targets given another clip's audio (shuffled across the whole set, batched as the originals),
+    and `audio_gap` = task_shuffled - task. A language model of the corpus that ignores the audio
+    has a gap near zero however low its task loss."""
     student.eval()
+    originals = [e for e, _ in examples]
+    shuffled = with_shuffled_audio(originals) if with_task else [None] * len(originals)
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
 
@@ -190,15 +199,14 @@ def evaluate(student, projections, examples, teacher_states, batch_size: int, wi
             totals[k] = totals.get(k, 0.0) + v
             counts[k] = counts.get(k, 0) + 1
 
-    for i in range(0, len(examples), batch_size):
-        batch = [e for e, _ in examples[i : i + batch_size]]
+    for i in range(0, len(originals), batch_size):
         states = teacher_states[i : i + batch_size] if teacher_states is not None else None
-        add(_step_loss(student, projections, batch, states, with_task)[1])
-        if with_task and len(batch) > 1:
-            add({"task_shuffled": _step_loss(student, projections, with_shuffled_audio(batch), None, True)[1]["task"]})
+        add(_step_loss(student, projections, originals[i : i + batch_size], states, with_task)[1])
+        if all(ex is not None for ex in shuffled[i : i + batch_size]):  # None: one clip only, nothing to swap in
+            add({"task_shuffled": _step_loss(student, projections, shuffled[i : i + batch_size], None, True)[1]["task"]})
     student.train()
     out = {k: v / counts[k] for k, v in totals.items()}
-    if "task_shuffled" in out:
+    if "task_shuffled" in out and counts["task_shuffled"] == counts["task"]:
         out["audio_gap"] = out["task_shuffled"] - out["task"]
     return out
 
@@ -221,6 +229,11 @@ def distill(s: DistillSettings) -> AuraConfig:
     """Train an AuRA adapter; the checkpoint (and its aura.json with metrics) lands in s.output."""
     from accelerate import Accelerator
 
+    distills = s.losses.distills and not s.oracle
+    if s.distill_only_steps and not distills:
+        raise ValueError("--distill-only-steps needs a distillation loss (not --oracle, nor zero cosine and MSE weights)")
+    if not (s.losses.task_weight > 0 or distills):
+        raise ValueError("nothing to train: the task loss is off and there is no distillation loss (--oracle needs --task-weight > 0)")
     started = time.time()
     torch.manual_seed(s.seed)
     random.seed(s.seed)
@@ -233,12 +246,12 @@ def distill(s: DistillSettings) -> AuraConfig:
         eval_entries = read_manifest(eval_manifest)
     else:  # the dev split: whole sentences held out, written so that `aura evaluate` scores the same clips
         train_entries, eval_entries = split_by_sentence(train_entries, s.eval_fraction, s.seed)
-        eval_manifest = os.path.abspath(os.path.join(s.output, DEV_MANIFEST))
-        if accelerator.is_main_process and eval_entries:
+        eval_manifest = os.path.abspath(os.path.join(s.output, DEV_MANIFEST)) if eval_entries else None
+        if accelerator.is_main_process and eval_manifest:
             os.makedirs(s.output, exist_ok=True)
             write_manifest(eval_manifest, entry_rows(eval_entries))
     if s.train_sentences:  # after the dev split, so every point of a curve is scored on the same dev clips
-        train_entries = first_sentences(train_entries, s.train_sentences, s.seed)
+        train_entries = sample_sentences(train_entries, s.train_sentences, s.seed)
 
     teacher = Teacher(s.teacher, device=accelerator.device)
     state_path = os.path.join(s.output, STATE_FILE)
@@ -253,6 +266,10 @@ def distill(s: DistillSettings) -> AuraConfig:
         if s.teacher_init and not s.oracle:
             init_from_teacher(student.audio_embed, teacher)
     cfg = student.cfg
+    recorded = cfg.training.get("eval_manifest", eval_manifest) if resuming else eval_manifest
+    if recorded != eval_manifest:
+        raise ValueError(f"{s.output} was trained against the dev split {recorded}, not {eval_manifest}: resuming would compare "
+                         "losses on different clips (and may score sentences it trained on); use a new --output")
     for layer_s, layer_t in cfg.layer_map:
         if not (1 <= layer_t <= teacher.num_layers):
             raise ValueError(f"layer map {layer_s}:{layer_t}: the teacher has hidden states 1..{teacher.num_layers}")
@@ -276,10 +293,6 @@ def distill(s: DistillSettings) -> AuraConfig:
     del teacher  # cached from here on (an oracle's audio layer holds its own reference)
     with_task = cfg.losses.task_weight > 0
     deepest = max(layer for layer, _ in cfg.layer_map)
-    if s.distill_only_steps and not cfg.losses.distills:
-        raise ValueError("--distill-only-steps needs a distillation loss (not --oracle, nor zero cosine and MSE weights)")
-    if not (with_task or cfg.losses.distills):
-        raise ValueError("nothing to train: the task loss is off and there is no distillation loss (--oracle needs --task-weight > 0)")
 
     lora_params = [p for n, p in student.llm.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adapters.config import AuraConfig
-from adapters.distill import evaluate, load_examples
+from adapters.distill import DistillSettings, evaluate, load_examples
 from adapters.errors import ManifestError
 from adapters.manifest import read_manifest
 from adapters.student import Student
@@ -36,7 +36,7 @@ def evaluate_checkpoint(checkpoint: str, manifest: str | None = None, limit: int
         entries = random.Random(seed).sample(entries, limit)
     student = Student.from_checkpoint(checkpoint)
     student.eval()
-    examples = load_examples(entries, student.cfg.transcribe_instruction, 30.0, progress)
+    examples = load_examples(entries, student.cfg.transcribe_instruction, DistillSettings.max_audio_seconds, progress)
     transcription = [(ex, e) for ex, e in examples if ex.instruction == student.cfg.transcribe_instruction]
     refs, hyps = [], []
     with torch.no_grad():

@@ -71,29 +71,29 @@ def write_manifest(path: str, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _by_sentence(entries: list[ManifestEntry], k: int, seed: int) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+    """(the rest, the clips of k distinct sentences drawn with `seed`), every clip of a sentence together."""
+    from adapters.text import normalize
+
+    sentences = sorted({normalize(e.text) for e in entries})
+    chosen = set(random.Random(seed).sample(sentences, min(k, len(sentences))))
+    return [e for e in entries if normalize(e.text) not in chosen], [e for e in entries if normalize(e.text) in chosen]
+
+
 def split_by_sentence(entries: list[ManifestEntry], fraction: float, seed: int = 0) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
     """(train, dev): `fraction` of the distinct sentences held out with every clip that speaks them,
     so no sentence is on both sides (a split by clip puts a sentence spoken twice on both)."""
     from adapters.text import normalize
 
-    sentences = sorted({normalize(e.text) for e in entries})
-    k = min(len(sentences) - 1, max(1, round(len(sentences) * fraction)))
-    held = set(random.Random(seed).sample(sentences, k)) if k > 0 else set()
-    train = [e for e in entries if normalize(e.text) not in held]
-    dev = [e for e in entries if normalize(e.text) in held]
-    return train, dev
+    n = len({normalize(e.text) for e in entries})
+    k = 0 if fraction <= 0 else min(n - 1, max(1, round(n * fraction)))
+    return _by_sentence(entries, k, seed)
 
 
-def first_sentences(entries: list[ManifestEntry], n: int, seed: int = 0) -> list[ManifestEntry]:
+def sample_sentences(entries: list[ManifestEntry], n: int, seed: int = 0) -> list[ManifestEntry]:
     """The clips of `n` distinct sentences (a seeded sample, each with all its clips): the x axis of
     a data-scale curve is distinct sentences, not clips."""
-    from adapters.text import normalize
-
-    sentences = sorted({normalize(e.text) for e in entries})
-    if n >= len(sentences):
-        return entries
-    keep = set(random.Random(seed).sample(sentences, n))
-    return [e for e in entries if normalize(e.text) in keep]
+    return _by_sentence(entries, n, seed)[1]
 
 
 def entry_rows(entries: list[ManifestEntry]) -> list[dict]:

@@ -6,8 +6,8 @@ projector, as in SLAM-ASR. Its word error rate is the ceiling the training data 
 transcribes held-out speech and AuRA does not, the distillation recipe is the limit; if the oracle
 memorises too, the data is.
 
-It keeps the encoder, so it can be neither exported nor served (adapters.student refuses to save it
-into a bundle); `aura evaluate` scores it like any checkpoint.
+It keeps the encoder, so it can be neither published, exported nor served (adapters.student's
+load_audio_embed refuses it); `aura evaluate` scores it like any checkpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class EncoderOracle(AudioTokens):
         self.proj = nn.Sequential(nn.Linear(d, cfg.width), nn.GELU(), nn.Linear(cfg.width, cfg.hidden_size))
 
     def tokens(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
-        last = self.teacher.num_layers
-        states = self.teacher.states(mels, [last], [self.num_tokens(m.shape[-1]) for m in mels])
-        return [self.at_text_scale(self.proj(s[last])) for s in states]
+        # The encoder is not a sub-module, so `.to()` does not move it: bring the mels to it and its
+        # states back to the projector.
+        last, device = self.teacher.num_layers, self.scale.device
+        states = self.teacher.states([m.to(self.teacher.device) for m in mels], [last], [self.num_tokens(m.shape[-1]) for m in mels])
+        return [self.at_text_scale(self.proj(s[last].to(device))) for s in states]

@@ -17,7 +17,7 @@ import shutil
 from adapters.config import CONFIG_NAME, AuraConfig
 from adapters.errors import BundleError
 from adapters.export import LLM_DIR, export_bundle
-from adapters.student import AUDIO_EMBED_FILE, LORA_DIR
+from adapters.student import AUDIO_EMBED_FILE, LORA_DIR, load_audio_embed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAINED = os.path.join(REPO, "adapters", "pretrained")
@@ -55,6 +55,7 @@ def save_relative(cfg: AuraConfig, directory: str, anchor: str | None = None) ->
 
 def publish(checkpoint: str, name: str = DEFAULT_MODEL, asr_model: str | None = None) -> str:
     """Copy a checkpoint's servable part to adapters/pretrained/<name>, with relative model paths."""
+    load_audio_embed(AuraConfig.load(checkpoint), checkpoint)  # refuses what cannot be served (an oracle) before copying
     out = adapter_dir(name)
     os.makedirs(os.path.join(out, LORA_DIR), exist_ok=True)
     for f in LORA_FILES:

@@ -175,8 +175,10 @@ class Student(torch.nn.Module):
         """Within the block, the LLM runs only its first n decoder layers: a distillation-only step
         needs the states up to the deepest mapped layer (its raw output is hidden_states[n - 1] when
         n layers run; the last entry is normed) and no LM head over 262k words."""
-        decoder = self.llm.get_base_model().model
-        layers = decoder.layers
+        decoder = self.llm.get_base_model().get_decoder()  # Gemma 3 1B+ nests it (model.language_model)
+        layers = getattr(decoder, "layers", None)
+        if layers is None:
+            raise ValueError(f"{type(decoder).__name__} has no `layers` to run the first {n} of")
         decoder.layers = layers[:n]
         try:
             yield

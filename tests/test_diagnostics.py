@@ -26,12 +26,12 @@ def test_dev_split_holds_out_whole_sentences():
 
 
 def test_a_data_scale_point_keeps_whole_sentences():
-    from adapters.manifest import first_sentences
+    from adapters.manifest import sample_sentences
 
     entries = [ManifestEntry(f"/{k}/{i}.wav", f"sentence {i}") for k in "ab" for i in range(30)]
-    some = first_sentences(entries, 7, seed=1)
+    some = sample_sentences(entries, 7, seed=1)
     assert len(some) == 14 and len({e.text for e in some}) == 7  # both clips of each kept sentence
-    assert first_sentences(entries, 7, seed=1) == some and first_sentences(entries, 100) == entries
+    assert sample_sentences(entries, 7, seed=1) == some and sample_sentences(entries, 100) == entries
 
 
 def test_mean_baseline_is_the_loss_of_predicting_the_mean():
@@ -70,22 +70,18 @@ def test_eval_logs_audio_dependence_mean_baseline_and_dev_split(tiny, speech_cor
     assert cfg.training["eval_clips"] == len(dev) and cfg.training["train_clips"] == 10
 
 
-def test_projections_have_no_bias_with_standardised_targets():
-    from adapters.losses import LayerProjections
-
-    assert all(p.bias is None for p in LayerProjections([(1, 1)], 4, 4, bias=False).proj.values())
-    assert all(p.bias is not None for p in LayerProjections([(1, 1)], 4, 4).proj.values())
-
-
-def test_shuffled_audio_keeps_texts_and_moves_audio():
+def test_shuffled_audio_never_gives_an_example_its_own_clip():
     from adapters.distill import with_shuffled_audio
     from adapters.student import Example
 
     waves = [np.full(10, i, dtype=np.float32) for i in range(3)]
-    batch = [Example(w, "Transcribe.", f"t{i}") for i, w in enumerate(waves)]
+    # clip 0 has a transcription and an answer example next to each other, as load_examples makes them
+    batch = [Example(waves[0], "Transcribe.", "t0"), Example(waves[0], "Answer.", "a0"), Example(waves[1], "Transcribe.", "t1"),
+             Example(waves[2], "Transcribe.", "t2")]
     rolled = with_shuffled_audio(batch)
-    assert [e.target for e in rolled] == ["t0", "t1", "t2"]
-    assert [int(e.wave[0]) for e in rolled] == [1, 2, 0]
+    assert [e.target for e in rolled] == ["t0", "a0", "t1", "t2"]
+    assert [int(e.wave[0]) for e in rolled] == [1, 1, 2, 0]
+    assert with_shuffled_audio(batch[:2]) == [None, None]  # one clip: nothing else to hear
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +134,8 @@ def test_evaluate_scores_a_checkpoint(oracle, speech_corpus):
     out, _ = oracle
     result = evaluate_checkpoint(out, speech_corpus, limit=4, progress=False)
     assert evaluate_checkpoint(out, progress=False)["manifest"].endswith("dev.jsonl")  # the recorded dev split
-    assert result["clips"] == 4 and result["wer"] >= 0
-    assert result["audio_gap"] == pytest.approx(result["task_shuffled"] - result["task"])
+    assert result["clips"] == 4 and result["wer"] > 0  # six random steps of a tiny model do not transcribe
+    assert result["task_shuffled"] != result["task"]
     assert len(result["samples"]) == 4
 
 
@@ -179,8 +175,37 @@ def test_first_layers_give_the_full_models_early_states(tiny_gemma):
 
 
 def test_distill_only_stage_then_joint(tiny, speech_corpus, tmp_path):
-    cfg = distill(settings(tiny, speech_corpus, str(tmp_path / "ckpt"), steps=6, eval_every=6, distill_only_steps=3))
+    from adapters.student import Student
+
+    calls = []
+    forward = Student.first_layers
+
+    def spy(self, n):
+        calls.append(n)
+        return forward(self, n)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Student, "first_layers", spy)
+        cfg = distill(settings(tiny, speech_corpus, str(tmp_path / "ckpt"), steps=6, eval_every=6, distill_only_steps=3))
     train = cfg.training["history"]["train"]
     assert ["task" in h for h in train] == [False, False, False, True, True, True]
+    assert calls == [max(s for s, _ in cfg.layer_map) + 1] * 3  # the first stage ran the short model, the rest the whole
     with pytest.raises(ValueError, match="needs a distillation loss"):
         distill(settings(tiny, speech_corpus, str(tmp_path / "o"), steps=2, oracle=True, distill_only_steps=1))
+
+
+def test_an_oracle_is_not_published(oracle, monkeypatch, tmp_path):
+    from adapters import pretrained
+
+    monkeypatch.setattr(pretrained, "PRETRAINED", str(tmp_path))
+    out, _ = oracle
+    with pytest.raises(BundleError, match="encoder-oracle"):
+        pretrained.publish(out, "oracle")
+    assert not os.listdir(tmp_path)
+
+
+def test_resume_refuses_another_dev_split(tiny, speech_corpus, tmp_path):
+    out = str(tmp_path / "ckpt")
+    distill(settings(tiny, speech_corpus, out, steps=2, eval_every=2, save_every=2))
+    with pytest.raises(ValueError, match="dev split"):
+        distill(settings(tiny, speech_corpus, out, steps=4, resume=True, eval_manifest=speech_corpus))
