@@ -129,14 +129,14 @@ def add_evaluate(sub) -> None:
         "evaluate",
         help="score a checkpoint on a labelled manifest: WER and audio dependence",
         description="Greedy transcripts of a training checkpoint (AuRA or --oracle) on a manifest: word error rate, held-out "
-        "task loss with each clip's own audio and with the audio shuffled across the batch, and their gap. Prints JSON.",
+        "task loss with each clip's own audio and with another clip's audio (shuffled across the set), and their gap. Prints JSON.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint directory written by `aura distill` (or its best/)")
     p.add_argument("manifest", nargs="?", help="labelled manifest (JSONL); default: the dev split the checkpoint was trained "
                    "against. Choose on a dev split; a test split is only to report")
     p.add_argument("--limit", type=int, help="score a seeded sample of this many clips")
-    p.add_argument("--batch-size", type=int, default=8, help="examples per loss batch (the shuffle is within a batch)")
+    p.add_argument("--batch-size", type=int, default=8, help="examples per loss batch")
     p.add_argument("--output", help="also write the JSON here")
     p.set_defaults(func=run_evaluate)
 

@@ -1,8 +1,8 @@
 """`aura evaluate`: score a training checkpoint on a labelled manifest, without building a bundle.
 
 Greedy transcripts of the un-merged student (transformers, the checkpoint's own instruction) give
-the word error rate; the held-out task loss with each clip's own audio and with the audio shuffled
-across the batch gives the audio dependence (adapters.distill.evaluate). Works for AuRA checkpoints
+the word error rate; the held-out task loss with each clip's own audio and with another clip's audio
+(shuffled across the set) gives the audio dependence (adapters.distill.evaluate). Works for AuRA checkpoints
 and for the encoder-kept oracle alike, so the two are scored by one procedure.
 
 Which split a figure comes from is the caller's to say: choose recipes and checkpoints on a dev

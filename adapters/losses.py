@@ -36,9 +36,8 @@ def distill_loss(
     # All examples' audio positions at once: one projection per layer, and per-example means by
     # index_add, so the cost does not grow with launches per example (it starved a GPU).
     device = hidden_states[0].device
-    rows = torch.cat([torch.full((n,), i, dtype=torch.long) for i, (_, n) in enumerate(spans)]).to(device)
+    rows, counts = _token_examples([n for _, n in spans], device)
     cols = torch.cat([torch.arange(start, start + n) for start, n in spans]).to(device)
-    counts = torch.tensor([n for _, n in spans], dtype=torch.float32, device=device)
 
     def predict(s_layer: int, t: torch.Tensor) -> torch.Tensor:
         return projections(s_layer, hidden_states[s_layer][rows, cols].float())
@@ -49,16 +48,21 @@ def distill_loss(
 def mean_baseline(teacher: list[dict[int, torch.Tensor]], layer_map: list[tuple[int, int]], weights: LossSettings) -> dict[str, float]:
     """The distillation loss of a student that ignores the audio and predicts, at every position, the
     mean teacher state of these clips. A distillation loss near this says nothing about hearing."""
-    n = [next(iter(states.values())).shape[0] for states in teacher]
-    rows = torch.cat([torch.full((k,), i, dtype=torch.long) for i, k in enumerate(n)])
+    rows, counts = _token_examples([next(iter(states.values())).shape[0] for states in teacher], torch.device("cpu"))
     means = {t: torch.cat([states[t] for states in teacher]).float().mean(dim=0) for _, t in layer_map}
 
     def predict(s_layer: int, t: torch.Tensor) -> torch.Tensor:
         return means[dict(layer_map)[s_layer]].expand_as(t)
 
     with torch.no_grad():
-        loss, parts = _layer_losses(predict, layer_map, teacher, rows, torch.tensor(n, dtype=torch.float32), weights)
+        loss, parts = _layer_losses(predict, layer_map, teacher, rows, counts, weights)
     return {**parts, "distill": loss.item()}
+
+
+def _token_examples(lengths: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the example index of every token when the examples' tokens are concatenated, tokens per example)."""
+    rows = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(lengths)]).to(device)
+    return rows, torch.tensor(lengths, dtype=torch.float32, device=device)
 
 
 def _layer_losses(predict, layer_map, teacher, rows, counts, weights: LossSettings) -> tuple[torch.Tensor, dict[str, float]]:
@@ -67,7 +71,7 @@ def _layer_losses(predict, layer_map, teacher, rows, counts, weights: LossSettin
     device = rows.device
 
     def per_example_mean(x: torch.Tensor) -> torch.Tensor:  # (tokens,) → mean over each example's tokens
-        return torch.zeros(len(counts), device=device).index_add_(0, rows, x) / counts.to(device)
+        return torch.zeros(len(counts), device=device).index_add_(0, rows, x) / counts
 
     cos_terms, mse_terms = [], []
     for s_layer, t_layer in layer_map:

@@ -71,29 +71,28 @@ def write_manifest(path: str, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _by_sentence(entries: list[ManifestEntry], k: int, seed: int) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
-    """(the rest, the clips of k distinct sentences drawn with `seed`), every clip of a sentence together."""
+def _by_sentence(entries: list[ManifestEntry], how_many, seed: int) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+    """(the rest, the clips of how_many(distinct sentences) sentences drawn with `seed`), every clip
+    of a sentence on the same side."""
     from adapters.text import normalize
 
-    sentences = sorted({normalize(e.text) for e in entries})
-    chosen = set(random.Random(seed).sample(sentences, min(k, len(sentences))))
-    return [e for e in entries if normalize(e.text) not in chosen], [e for e in entries if normalize(e.text) in chosen]
+    keys = [normalize(e.text) for e in entries]
+    sentences = sorted(set(keys))
+    chosen = set(random.Random(seed).sample(sentences, min(how_many(len(sentences)), len(sentences))))
+    rest = [e for e, key in zip(entries, keys, strict=True) if key not in chosen]
+    return rest, [e for e, key in zip(entries, keys, strict=True) if key in chosen]
 
 
 def split_by_sentence(entries: list[ManifestEntry], fraction: float, seed: int = 0) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
     """(train, dev): `fraction` of the distinct sentences held out with every clip that speaks them,
     so no sentence is on both sides (a split by clip puts a sentence spoken twice on both)."""
-    from adapters.text import normalize
-
-    n = len({normalize(e.text) for e in entries})
-    k = 0 if fraction <= 0 else min(n - 1, max(1, round(n * fraction)))
-    return _by_sentence(entries, k, seed)
+    return _by_sentence(entries, lambda n: 0 if fraction <= 0 else min(n - 1, max(1, round(n * fraction))), seed)
 
 
 def sample_sentences(entries: list[ManifestEntry], n: int, seed: int = 0) -> list[ManifestEntry]:
     """The clips of `n` distinct sentences (a seeded sample, each with all its clips): the x axis of
     a data-scale curve is distinct sentences, not clips."""
-    return _by_sentence(entries, n, seed)[1]
+    return _by_sentence(entries, lambda _: n, seed)[1]
 
 
 def entry_rows(entries: list[ManifestEntry]) -> list[dict]:
