@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run bundle tiny bench demo-models corpus train-demo oracle evaluate clean
+.PHONY: setup test test-fast lint run bundle tiny bench demo-models corpus train-demo oracle evaluate device-pack clean
 
 setup: $(STAMP)
 
@@ -82,6 +82,11 @@ SPLIT ?= dev
 LIMIT ?= 100
 evaluate: $(STAMP)
 	$(BIN)/aura evaluate $(CKPT) $(if $(filter dev,$(SPLIT)),,$(CORPUS)/$(SPLIT).jsonl) --limit $(LIMIT)
+
+# The files a lent GPU machine needs for the oracle-vs-AuRA run, in chunks a call can carry
+# (scripts/device/README.md: the calls to make there).
+device-pack: $(DEMO)/.done
+	bash scripts/device/pack.sh
 
 # Starts its own server on the default model (port 8011), runs the suite (latency of both paths;
 # WER on real speech and on the corpus's held-out clips), writes benchmarks/results/<date-time>/.

