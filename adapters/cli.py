@@ -1,7 +1,8 @@
-"""The adapter-side commands of `aura`: distill, export, make-tiny, synth.
+"""The adapter-side commands of `aura`: distill, evaluate, export, make-tiny, synth.
 
 `service.cli` builds the top-level `aura` parser and adds these; this module never imports the
-service (the dependency goes service → adapters only).
+service (the dependency goes service → adapters only). It imports training, data and weights code
+only inside the commands, so `aura serve` loads none of it (tests/test_layout.py).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.config import LoraSettings, LossSettings, parse_layer_map
-from adapters.errors import AudioError, BundleError, ManifestError
+from adapters.runtime.config import LoraSettings, LossSettings, parse_layer_map
+from adapters.runtime.errors import AudioError, BundleError, ManifestError
 
 
 def _csv(text: str) -> list[str]:
@@ -85,7 +86,7 @@ def add_distill(sub) -> None:
 
 
 def run_distill(a) -> None:
-    from adapters.distill import DistillSettings, distill
+    from adapters.train.distill import DistillSettings, distill
 
     s = DistillSettings(
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
@@ -119,7 +120,7 @@ def add_export(sub) -> None:
 
 
 def run_export(a) -> None:
-    from adapters.export import export_bundle
+    from adapters.train.export import export_bundle
 
     print(f"bundle written to {export_bundle(a.checkpoint, a.output, a.dtype)}")
 
@@ -144,7 +145,7 @@ def add_evaluate(sub) -> None:
 def run_evaluate(a) -> None:
     import json
 
-    from adapters.evaluate import evaluate_checkpoint
+    from adapters.train.evaluate import evaluate_checkpoint
 
     result = json.dumps(evaluate_checkpoint(a.checkpoint, a.manifest, a.limit, a.batch_size), indent=2)
     if a.output:
@@ -166,7 +167,7 @@ def add_make_tiny(sub) -> None:
 
 
 def run_make_tiny(a) -> None:
-    from adapters.tiny import make_tiny
+    from adapters.weights.tiny import make_tiny
 
     for name, path in make_tiny(a.output, a.arch, a.seed).items():
         print(f"{name:12s} {path}")
@@ -188,7 +189,7 @@ def add_synth(sub) -> None:
 
 
 def run_synth(a) -> None:
-    from adapters.synth import synth_corpus
+    from adapters.data.synth import synth_corpus
 
     print(f"manifest written to {synth_corpus(a.text_file, a.output, a.voices, a.rates, a.pitches, a.per_line)}")
 
@@ -199,6 +200,14 @@ def add_commands(sub) -> None:
 
 
 USER_ERRORS = (AudioError, ManifestError, BundleError)
+
+
+def default_bundle() -> str:
+    """The default model's bundle for `aura serve` without --bundle: the committed pretrained adapter,
+    merged on first use. (The merge is training code; the service itself only ever loads a bundle.)"""
+    from adapters.weights.pretrained import ensure_bundle
+
+    return ensure_bundle()
 
 
 def build_parser(extra_commands=()) -> argparse.ArgumentParser:
@@ -213,7 +222,7 @@ def build_parser(extra_commands=()) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, extra_commands=()) -> None:
     """The `aura` command. `python -m adapters.cli` (e.g. under `accelerate launch`) has the adapter
     commands only; `service.cli` passes `serve` in as an extra command."""
-    from adapters.synth import SynthError
+    from adapters.data.synth import SynthError
 
     args = build_parser(extra_commands).parse_args(argv)
     try:

@@ -25,7 +25,7 @@ TINY_NOTE = """> **Read these numbers as plumbing, not as model quality.** This 
 
 def model_section(model: str, run: str) -> str:
     """The served adapter's model card and training curves, when it is a committed adapter."""
-    from adapters import pretrained
+    from adapters.weights import pretrained
     from benchmarks import training_curves
 
     src = pretrained.adapter_dir(model)

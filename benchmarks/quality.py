@@ -27,7 +27,7 @@ from collections import Counter
 import httpx
 from tqdm.auto import tqdm
 
-from adapters.text import normalize, wer
+from adapters.runtime.text import normalize, wer
 from benchmarks.audioset import FORMATS, Clip, load_clips, transcode
 from benchmarks.report import command_line, fmt, machine, machine_line, table, write_json
 

@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 
-from adapters.manifest import write_manifest
+from adapters.data.manifest import write_manifest
 
 PACKAGES = ["asterisk-core-sounds-en-wav", "asterisk-core-sounds-en"]
 

@@ -91,7 +91,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results/<date-time>)")
     p.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     p.add_argument("--quality-limit", type=int, default=20, help="clips per quality set (a seeded sample)")
-    p.add_argument("--heldout", help="folder with the corpus's heldout-seen/-voice/-prose.jsonl (`python -m adapters.corpus DIR --only heldout`)")
+    p.add_argument("--heldout", help="folder with the corpus's heldout-seen/-voice/-prose.jsonl (`python -m adapters.data.corpus DIR --only heldout`)")
     p.add_argument("--publish", action="store_true", help="rewrite benchmarks/RESULTS.md from this run")
     a = p.parse_args(argv)
     command = "python -m benchmarks.suite " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from adapters.config import AuraConfig
+from adapters.runtime.config import AuraConfig
 from benchmarks.report import plt, table
 
 

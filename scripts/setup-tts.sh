@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The offline TTS voices the demo corpus is spoken with (adapters/corpus.py), from Debian:
+# The offline TTS voices the demo corpus is spoken with (adapters/data/corpus.py), from Debian:
 # espeak-ng, MBROLA diphone voices (Debian's non-free area: MBROLA's licence forbids modification,
 # not use) and Festival with two diphone voices and the CMU SLT HTS voice; `fortunes` gives the
-# corpus its prose sentences (adapters/prose.py). Only retraining needs them; serving and the tests
+# corpus its prose sentences (adapters/data/prose.py). Only retraining needs them; serving and the tests
 # do not.
 set -euo pipefail
 PKGS="espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts fortunes"

@@ -41,14 +41,21 @@ def add_serve(sub) -> None:
     p.set_defaults(func=run_serve)
 
 
+def settings_from_args(a: argparse.Namespace) -> Settings:
+    """Flags over AURA_* variables over defaults; no bundle means the default model's."""
+    settings = Settings(**{k: v for k, v in vars(a).items() if k in Settings.model_fields})
+    if settings.bundle is None:  # the committed pretrained adapter, merged into a bundle on first use
+        settings = settings.model_copy(update={"bundle": adapters_cli.default_bundle()})
+    return settings
+
+
 def run_serve(a) -> None:
     import uvicorn
 
     from service.app import create_app
     from service.logs import setup_logging
 
-    given = {k: v for k, v in vars(a).items() if k in Settings.model_fields}
-    settings = Settings(**given)
+    settings = settings_from_args(a)
     setup_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,

@@ -19,10 +19,10 @@ import numpy as np
 from anyio import to_thread
 
 from adapters import SAMPLE_RATE
-from adapters.audio import decode_audio
-from adapters.bundle import Bundle
-from adapters.errors import AudioError
-from adapters.prompt import PromptError
+from adapters.runtime.audio import decode_audio
+from adapters.runtime.bundle import Bundle
+from adapters.runtime.errors import AudioError
+from adapters.runtime.prompt import PromptError
 from service import metrics
 from service.asr import ASR
 from service.engines.base import Engine, EngineDead, EngineRequest

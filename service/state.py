@@ -10,10 +10,9 @@ import numpy as np
 from anyio import to_thread
 
 from adapters import SAMPLE_RATE
-from adapters.bundle import Bundle
-from adapters.config import AuraConfig
-from adapters.errors import BundleError
-from adapters.pretrained import ensure_bundle
+from adapters.runtime.bundle import Bundle
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.errors import BundleError
 from service.asr import ASR
 from service.engines.base import Engine
 from service.engines.inprocess import InProcessEngine
@@ -37,8 +36,9 @@ class ServerState:
         self.engines: list[Engine] = []
         self.ready = False
         self.error: str | None = None
-        # No --bundle: the committed pretrained adapter, merged into a bundle on first use.
-        self.bundle_path = settings.bundle or ensure_bundle()
+        if settings.bundle is None:  # `aura serve` fills it in with the default model's bundle
+            raise BundleError("no bundle: pass --bundle / AURA_BUNDLE (`aura serve` alone builds the default model's)")
+        self.bundle_path = settings.bundle
         if not os.path.isdir(self.bundle_path):
             raise BundleError(f"bundle {self.bundle_path!r} not found; build the tiny one with `aura make-tiny` "
                               "or point --bundle / AURA_BUNDLE at one written by `aura export`")

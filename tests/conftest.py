@@ -24,14 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, str]:
-    from adapters.tiny import make_tiny
+    from adapters.weights.tiny import make_tiny
 
     return make_tiny(str(tmp_path_factory.mktemp("tiny")), arch="qwen2")
 
 
 @pytest.fixture(scope="session")
 def tiny_gemma(tmp_path_factory) -> dict[str, str]:
-    from adapters.tiny import make_tiny
+    from adapters.weights.tiny import make_tiny
 
     return make_tiny(str(tmp_path_factory.mktemp("tiny_gemma")), arch="gemma3")
 
@@ -67,7 +67,7 @@ def speech_corpus(tmp_path_factory) -> str:
     """~20 clips of real synthetic speech (espeak-ng), as a manifest."""
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is missing: `make setup` installs it")
-    from adapters.synth import synth_corpus
+    from adapters.data.synth import synth_corpus
 
     root = tmp_path_factory.mktemp("speech")
     lines = [
@@ -112,7 +112,7 @@ def server(tiny):
 
 @pytest.fixture(scope="session")
 def model(tiny) -> str:
-    from adapters.bundle import Bundle
+    from adapters.runtime.bundle import Bundle
 
     return Bundle.load(tiny["bundle"]).cfg.name
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from conftest import encode_pyav, tone, wav_bytes
 
-from adapters.audio import decode_audio
-from adapters.errors import AudioError
+from adapters.runtime.audio import decode_audio
+from adapters.runtime.errors import AudioError
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adapters import prose
-from adapters.corpus import Voice, _render, augment
-from adapters.sentences import ANSWER_INSTRUCTION, CAPITALS, DAYS, generate
-from adapters.text import normalize, number_words
+from adapters.data import prose
+from adapters.data.corpus import Voice, _render, augment
+from adapters.data.sentences import ANSWER_INSTRUCTION, CAPITALS, DAYS, generate
+from adapters.runtime.text import normalize, number_words
 
 WORD_VALUE = {number_words(n): n for n in range(100)}
 

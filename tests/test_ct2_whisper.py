@@ -4,7 +4,7 @@ must give the original weights exactly (the teacher for real models is made this
 import torch
 from transformers import WhisperForConditionalGeneration
 
-from adapters.ct2_whisper import convert_ct2_whisper, read_ct2
+from adapters.weights.ct2_whisper import convert_ct2_whisper, read_ct2
 
 
 def test_round_trip_is_exact(tiny, tmp_path):

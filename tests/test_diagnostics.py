@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.config import AuraConfig, LossSettings
-from adapters.distill import DEV_MANIFEST, distill
-from adapters.errors import BundleError
-from adapters.manifest import ManifestEntry, read_manifest, split_by_sentence
+from adapters.data.manifest import ManifestEntry, read_manifest, split_by_sentence
+from adapters.runtime.config import AuraConfig, LossSettings
+from adapters.runtime.errors import BundleError
+from adapters.train.distill import DEV_MANIFEST, distill
 from tests.test_distill import settings
 
 
@@ -26,7 +26,7 @@ def test_dev_split_holds_out_whole_sentences():
 
 
 def test_a_data_scale_point_keeps_whole_sentences():
-    from adapters.manifest import sample_sentences
+    from adapters.data.manifest import sample_sentences
 
     entries = [ManifestEntry(f"/{k}/{i}.wav", f"sentence {i}") for k in "ab" for i in range(30)]
     some = sample_sentences(entries, 7, seed=1)
@@ -35,7 +35,7 @@ def test_a_data_scale_point_keeps_whole_sentences():
 
 
 def test_mean_baseline_is_the_loss_of_predicting_the_mean():
-    from adapters.losses import TeacherStandardizer, mean_baseline
+    from adapters.train.losses import TeacherStandardizer, mean_baseline
 
     torch.manual_seed(0)
     layer_map = [(1, 2), (3, 4)]
@@ -71,8 +71,8 @@ def test_eval_logs_audio_dependence_mean_baseline_and_dev_split(tiny, speech_cor
 
 
 def test_shuffled_audio_never_gives_an_example_its_own_clip():
-    from adapters.distill import with_shuffled_audio
-    from adapters.student import Example
+    from adapters.train.distill import with_shuffled_audio
+    from adapters.train.student import Example
 
     waves = [np.full(10, i, dtype=np.float32) for i in range(3)]
     # clip 0 has a transcription and an answer example next to each other, as load_examples makes them
@@ -104,8 +104,8 @@ def test_oracle_trains_on_the_task_loss_with_the_encoder_kept(oracle):
 
 
 def test_oracle_cannot_be_exported_or_served(oracle, tmp_path):
-    from adapters.export import export_bundle
-    from adapters.student import load_audio_embed
+    from adapters.runtime.bundle import load_audio_embed
+    from adapters.train.export import export_bundle
 
     out, _ = oracle
     with pytest.raises(BundleError, match="cannot be exported or served"):
@@ -115,8 +115,8 @@ def test_oracle_cannot_be_exported_or_served(oracle, tmp_path):
 
 
 def test_oracle_batch_equals_each_clip_alone(oracle):
-    from adapters.features import log_mel
-    from adapters.student import Student
+    from adapters.runtime.features import log_mel
+    from adapters.train.student import Student
 
     out, _ = oracle
     student = Student.from_checkpoint(out)
@@ -129,7 +129,7 @@ def test_oracle_batch_equals_each_clip_alone(oracle):
 
 
 def test_evaluate_scores_a_checkpoint(oracle, speech_corpus):
-    from adapters.evaluate import evaluate_checkpoint
+    from adapters.train.evaluate import evaluate_checkpoint
 
     out, _ = oracle
     result = evaluate_checkpoint(out, speech_corpus, limit=4, progress=False)
@@ -140,8 +140,8 @@ def test_evaluate_scores_a_checkpoint(oracle, speech_corpus):
 
 
 def test_prompt_layouts_are_the_chats_serving_receives():
-    from adapters.distill import in_random_layout
-    from adapters.student import PROMPT_LAYOUTS, Example, messages_for
+    from adapters.train.distill import in_random_layout
+    from adapters.train.student import PROMPT_LAYOUTS, Example, messages_for
 
     kinds = {layout: [[p["type"] for p in m["content"]] if m["role"] == "user" else m["role"] for m in messages_for("Do it.", layout)]
              for layout in PROMPT_LAYOUTS}
@@ -157,7 +157,7 @@ def test_prompt_layouts_are_the_chats_serving_receives():
 
 
 def test_first_layers_give_the_full_models_early_states(tiny_gemma):
-    from adapters.student import Student
+    from adapters.train.student import Student
 
     student = Student.from_checkpoint(tiny_gemma["checkpoint"]).eval()
     embeds = torch.randn(2, 9, student.cfg.audio_embed.hidden_size)
@@ -175,7 +175,7 @@ def test_first_layers_give_the_full_models_early_states(tiny_gemma):
 
 
 def test_distill_only_stage_then_joint(tiny, speech_corpus, tmp_path):
-    from adapters.student import Student
+    from adapters.train.student import Student
 
     calls = []
     forward = Student.first_layers
@@ -195,7 +195,7 @@ def test_distill_only_stage_then_joint(tiny, speech_corpus, tmp_path):
 
 
 def test_an_oracle_is_not_published(oracle, monkeypatch, tmp_path):
-    from adapters import pretrained
+    from adapters.weights import pretrained
 
     monkeypatch.setattr(pretrained, "PRETRAINED", str(tmp_path))
     out, _ = oracle

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.bundle import Bundle
-from adapters.config import AuraConfig
-from adapters.distill import DistillSettings, distill
-from adapters.errors import ManifestError
-from adapters.export import export_bundle
-from adapters.manifest import read_manifest
-from adapters.student import Student, load_causal_lm
+from adapters.data.manifest import read_manifest
+from adapters.runtime.bundle import Bundle
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.errors import ManifestError
+from adapters.train.distill import DistillSettings, distill
+from adapters.train.export import export_bundle
+from adapters.train.student import Student, load_causal_lm
 
 
 def settings(tiny, manifest, output, **kw) -> DistillSettings:
@@ -123,8 +123,8 @@ def test_unreadable_clip_in_manifest_names_line(tiny, tmp_path):
 @pytest.mark.parametrize("arch", ["tiny", "tiny_gemma"])
 def test_task_loss_on_target_positions_equals_full_cross_entropy(arch, request):
     """The trainer projects only target positions onto the vocabulary; the loss must not change."""
-    from adapters.losses import task_loss
-    from adapters.student import Example
+    from adapters.train.losses import task_loss
+    from adapters.train.student import Example
 
     student = Student.from_checkpoint(request.getfixturevalue(arch)["checkpoint"]).eval()
     rng = np.random.default_rng(0)
@@ -141,7 +141,7 @@ def test_task_loss_on_target_positions_equals_full_cross_entropy(arch, request):
 
 def test_batch_holds_exactly_the_prompts_serving_builds(tiny_gemma):
     """Student.batch builds a whole batch at once; each row must still be prompt() + target."""
-    from adapters.student import Example
+    from adapters.train.student import Example
 
     student = Student.from_checkpoint(tiny_gemma["checkpoint"]).eval()
     rng = np.random.default_rng(1)
@@ -165,8 +165,8 @@ def test_batch_holds_exactly_the_prompts_serving_builds(tiny_gemma):
 def test_distill_loss_is_the_mean_over_layers_and_examples():
     """The batched loss equals the plain definition: per layer and example, cosine distance and
     MSE of layer-normed states averaged over the example's audio tokens; then averaged."""
-    from adapters.config import LossSettings
-    from adapters.losses import LayerProjections, distill_loss
+    from adapters.runtime.config import LossSettings
+    from adapters.train.losses import LayerProjections, distill_loss
 
     torch.manual_seed(0)
     layer_map = [(1, 2), (3, 4)]
@@ -188,7 +188,7 @@ def test_distill_loss_is_the_mean_over_layers_and_examples():
 
 def test_teacher_runs_unpadded_with_whispers_own_layers(tiny):
     """Teacher._encode is WhisperEncoder without the 30 s padding: on a 30 s input both agree exactly."""
-    from adapters.teacher import Teacher
+    from adapters.train.teacher import Teacher
 
     teacher = Teacher(tiny["whisper"])
     mel = torch.randn(1, 80, teacher.max_frames)
@@ -204,7 +204,7 @@ def test_teacher_runs_unpadded_with_whispers_own_layers(tiny):
 
 def test_teacher_batches_clips_of_different_lengths_as_if_alone(tiny):
     """Padded batches (odd and even frame counts) give each clip the states it gets on its own."""
-    from adapters.teacher import Teacher
+    from adapters.train.teacher import Teacher
 
     teacher = Teacher(tiny["whisper"])
     rng = np.random.default_rng(2)
@@ -218,7 +218,7 @@ def test_teacher_batches_clips_of_different_lengths_as_if_alone(tiny):
 
 
 def test_teacher_cache_computes_each_clip_once(tiny, tmp_path):
-    from adapters.teacher import Teacher, TeacherCache
+    from adapters.train.teacher import Teacher, TeacherCache
 
     cache = TeacherCache(Teacher(tiny["whisper"]), str(tmp_path))
     rng = np.random.default_rng(3)
@@ -231,9 +231,9 @@ def test_teacher_cache_computes_each_clip_once(tiny, tmp_path):
 
 
 def test_audio_layer_starts_from_the_teachers_first_convolution(tiny):
-    from adapters.distill import init_from_teacher
-    from adapters.embedding import AudioEmbedConfig, AudioEmbedding
-    from adapters.teacher import Teacher
+    from adapters.runtime.embedding import AudioEmbedConfig, AudioEmbedding
+    from adapters.train.distill import init_from_teacher
+    from adapters.train.teacher import Teacher
 
     teacher = Teacher(tiny["whisper"])
     layer = AudioEmbedding(AudioEmbedConfig(width=teacher.hidden_size, hidden_size=128))

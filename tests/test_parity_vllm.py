@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from adapters.bundle import Bundle
+from adapters.runtime.bundle import Bundle
 
 pytestmark = pytest.mark.vllm
 

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from adapters import pretrained
-from adapters.config import AuraConfig
-from adapters.errors import BundleError
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.errors import BundleError
+from adapters.weights import pretrained
 
 
 @pytest.fixture
@@ -100,9 +100,19 @@ def test_bundle_names_its_models_relative_to_itself(tiny, dirs):
 
 
 def test_serve_without_bundle_uses_the_default_adapter(tiny, dirs):
+    import argparse
+
+    from service import state
+    from service.cli import settings_from_args
+
+    pretrained.publish(tiny["checkpoint"], pretrained.DEFAULT_MODEL, asr_model=tiny["whisper-ct2"])
+    s = state.ServerState(settings_from_args(argparse.Namespace()))
+    assert s.bundle_path == pretrained.bundle_dir() and s.model_name == pretrained.DEFAULT_MODEL
+
+
+def test_the_service_alone_needs_a_bundle():
     from service import state
     from service.settings import Settings
 
-    pretrained.publish(tiny["checkpoint"], pretrained.DEFAULT_MODEL, asr_model=tiny["whisper-ct2"])
-    s = state.ServerState(Settings())
-    assert s.bundle_path == pretrained.bundle_dir() and s.model_name == pretrained.DEFAULT_MODEL
+    with pytest.raises(BundleError, match="no bundle"):
+        state.ServerState(Settings())

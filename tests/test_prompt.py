@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from adapters.prompt import AUDIO_SLOT, PromptError, assemble_prompt, prompt_token_ids, render_chat
-from adapters.student import load_tokenizer
+from adapters.runtime.llm_io import load_tokenizer
+from adapters.runtime.prompt import AUDIO_SLOT, PromptError, assemble_prompt, prompt_token_ids, render_chat
 
 
 @pytest.fixture(scope="module")

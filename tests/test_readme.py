@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adapters.pretrained import DEFAULT_MODEL
+from adapters.weights.pretrained import DEFAULT_MODEL
 
 pytestmark = pytest.mark.vllm
 

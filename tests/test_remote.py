@@ -17,7 +17,7 @@ KEY = "test-key-1"
 
 @pytest.fixture(scope="module")
 def remote(tiny):
-    from adapters.bundle import Bundle
+    from adapters.runtime.bundle import Bundle
 
     bundle = Bundle.load(tiny["bundle"])
     vllm = vllm_serve(bundle.llm_dir, "--max-model-len", "512", "--gpu-memory-utilization", "0.15").wait_ready()

@@ -15,7 +15,7 @@ import soundfile as sf
 from conftest import MAX_AUDIO_S, MAX_MODEL_LEN, MAX_UPLOAD_MB, encode_pyav, tone, wav_bytes
 from helpers import audio_part, metric, speech_chat, sse_events
 
-from adapters.bundle import Bundle
+from adapters.runtime.bundle import Bundle
 
 pytestmark = pytest.mark.vllm
 

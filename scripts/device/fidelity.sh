@@ -7,7 +7,7 @@
 #   fidelity.sh setup     join and check the pack; install wheels and TTS; build the models; speak the corpus
 #   fidelity.sh train     the oracle and AuRA side by side on the one GPU, then dev WER of each; results in $OUT
 #
-# Knobs (environment): CORPUS_ARGS (adapters.corpus flags), BATCH, STEPS, MINUTES, EXTRA (more
+# Knobs (environment): CORPUS_ARGS (adapters.data.corpus flags), BATCH, STEPS, MINUTES, EXTRA (more
 # `aura distill` flags for the AuRA run, e.g. a recipe change under test). For a rehearsal on the
 # development machine: PY=.venv/bin/python WHEELS=0 (its Python is not 3.12) TTS_ROOT=/tmp/x STAGE=/tmp/y.
 set -euo pipefail
@@ -43,12 +43,12 @@ setup() {
   espeak-ng -v mb-us1 -w "$STAGE"/check-mbrola.wav "turn on the kitchen lights"
   echo "turn on the kitchen lights" | text2wave -o "$STAGE"/check-festival.wav
   log "models"
-  [ -f artifacts/demo/gemma-3-270m/config.json ] || $PY -c "from adapters.demo_models import gemma_from_gguf as g; \
+  [ -f artifacts/demo/gemma-3-270m/config.json ] || $PY -c "from adapters.weights.demo_models import gemma_from_gguf as g; \
 g('$STAGE/pack/gemma-3-270m-q4_k_m.gguf', 'artifacts/demo/gemma-3-270m')"
   [ -f artifacts/demo/whisper-base-encoder/config.json ] || \
     $PY scripts/device/teacher_weights.py unpack "$STAGE"/pack/whisper-encoder artifacts/demo/whisper-base-encoder
   log "corpus (${CORPUS_ARGS:-defaults}) on $(nproc) cores"
-  [ -f artifacts/corpus/train.jsonl ] || $PY -m adapters.corpus artifacts/corpus --workers "$(nproc)" ${CORPUS_ARGS:-}
+  [ -f artifacts/corpus/train.jsonl ] || $PY -m adapters.data.corpus artifacts/corpus --workers "$(nproc)" ${CORPUS_ARGS:-}
   wc -l artifacts/corpus/*.jsonl
 }
 

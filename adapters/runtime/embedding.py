@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from adapters.features import pad_frames
+from adapters.runtime.features import pad_frames
 
 
 @dataclass
@@ -25,7 +25,7 @@ class AudioEmbedConfig:
     boundaries: bool = True  # learned <audio start>/<audio end> embeddings around the audio tokens
     init_scale: float = 1.0  # RMS of the LLM's input embeddings, so audio tokens start at text scale
     # "conv": this layer, what bundles serve. "encoder-oracle": the teacher's encoder kept behind a
-    # projector (adapters/oracle.py), a training diagnostic that can be neither exported nor served.
+    # projector (adapters/train/oracle.py), a training diagnostic that can be neither exported nor served.
     kind: str = "conv"
 
     def tokens_per_second(self, frames_per_second: float = 100.0) -> float:

@@ -14,12 +14,13 @@ import json
 import os
 import shutil
 
-from adapters.config import CONFIG_NAME, AuraConfig
-from adapters.errors import BundleError
-from adapters.export import LLM_DIR, export_bundle
-from adapters.student import AUDIO_EMBED_FILE, LORA_DIR, load_audio_embed
+from adapters.runtime.bundle import AUDIO_EMBED_FILE, LLM_DIR, load_audio_embed
+from adapters.runtime.config import CONFIG_NAME, AuraConfig
+from adapters.runtime.errors import BundleError
+from adapters.train.export import export_bundle
+from adapters.train.student import LORA_DIR
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRETRAINED = os.path.join(REPO, "adapters", "pretrained")
 BUNDLES = os.path.join(REPO, "artifacts", "bundles")
 DEFAULT_MODEL = "aura-gemma3-270m-whisper-base"

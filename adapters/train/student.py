@@ -12,17 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from adapters.config import AuraConfig
-from adapters.embedding import AudioEmbedding, AudioTokens
-from adapters.errors import BundleError
-from adapters.features import log_mel, log_mels
-from adapters.oracle import KIND as ORACLE
-from adapters.oracle import EncoderOracle
-from adapters.prompt import PromptEmbeds, assemble_prompt, text_pieces
+from adapters.runtime.bundle import audio_embed_weights, save_audio_embed
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.embedding import AudioEmbedding, AudioTokens
+from adapters.runtime.errors import BundleError
+from adapters.runtime.features import log_mel, log_mels
+from adapters.runtime.llm_io import load_tokenizer
+from adapters.runtime.prompt import PromptEmbeds, assemble_prompt, text_pieces
+from adapters.train.oracle import KIND as ORACLE
+from adapters.train.oracle import EncoderOracle
 
-AUDIO_EMBED_FILE = "audio_embed.safetensors"
 LORA_DIR = "lora"
 
 
@@ -30,15 +30,6 @@ def load_causal_lm(path: str, dtype: torch.dtype | None = None):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto")
-
-
-def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.eos_token is None:
-        raise BundleError(f"{path}: the tokenizer has no EOS token; AuRA targets end with it")
-    return tok
 
 
 def embedding_rms(module: torch.nn.Module) -> float:
@@ -50,35 +41,12 @@ def embedding_rms(module: torch.nn.Module) -> float:
     return float(e.pow(2).mean(dim=-1).sqrt().mean())
 
 
-def save_audio_embed(module: AudioTokens, directory: str) -> None:
-    state = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, os.path.join(directory, AUDIO_EMBED_FILE))
-
-
-def _audio_embed_weights(directory: str) -> dict[str, torch.Tensor]:
-    path = os.path.join(directory, AUDIO_EMBED_FILE)
-    if not os.path.isfile(path):
-        raise BundleError(f"{directory}: missing {AUDIO_EMBED_FILE}")
-    return load_file(path)
-
-
-def load_audio_embed(cfg: AuraConfig, directory: str) -> AudioEmbedding:
-    """The servable audio layer of a bundle or checkpoint (an oracle's is refused)."""
-    weights = _audio_embed_weights(directory)
-    if cfg.audio_embed.kind != "conv":
-        raise BundleError(f"{directory}: its audio front end is {cfg.audio_embed.kind!r}, a training diagnostic that keeps the "
-                          "teacher's encoder; it cannot be exported or served")
-    module = AudioEmbedding(cfg.audio_embed)
-    module.load_state_dict(weights)
-    return module
-
-
 def new_audio_front_end(cfg: AuraConfig, teacher=None) -> AudioTokens:
     """The audio layer cfg asks for: AuRA's own, or the encoder-kept oracle (which needs the teacher)."""
     if cfg.audio_embed.kind == "conv":
         return AudioEmbedding(cfg.audio_embed)
     if cfg.audio_embed.kind == ORACLE:
-        from adapters.teacher import Teacher
+        from adapters.train.teacher import Teacher
 
         return EncoderOracle(cfg.audio_embed, teacher or Teacher(cfg.teacher))
     raise BundleError(f"unknown audio front end {cfg.audio_embed.kind!r}")
@@ -150,7 +118,7 @@ class Student(torch.nn.Module):
         llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
         llm = PeftModel.from_pretrained(llm, os.path.join(directory, LORA_DIR), is_trainable=trainable)
         audio = new_audio_front_end(cfg, teacher)
-        audio.load_state_dict(_audio_embed_weights(directory))
+        audio.load_state_dict(audio_embed_weights(directory))
         return cls(llm, audio, load_tokenizer(cfg.base_llm), cfg)
 
     def save_checkpoint(self, directory: str) -> None:

@@ -134,11 +134,11 @@ def convert_whisper_ct2(hf_dir: str, out_dir: str) -> str:
 
 def make_tiny(output: str, arch: str = "qwen2", seed: int = 0) -> dict[str, str]:
     """Write llm/, whisper/, whisper-ct2/, checkpoint/ and bundle/ under `output`; return their paths."""
-    from adapters.config import AuraConfig, default_layer_map
-    from adapters.embedding import AudioEmbedConfig
-    from adapters.export import export_bundle
-    from adapters.features import FeatureConfig
-    from adapters.student import Student
+    from adapters.runtime.config import AuraConfig, default_layer_map
+    from adapters.runtime.embedding import AudioEmbedConfig
+    from adapters.runtime.features import FeatureConfig
+    from adapters.train.export import export_bundle
+    from adapters.train.student import Student
 
     print(WARNING, flush=True)
     paths = {k: os.path.join(output, k) for k in ("llm", "whisper", "whisper-ct2", "checkpoint", "bundle")}

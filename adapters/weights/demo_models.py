@@ -111,10 +111,10 @@ def check_whisper_conversion(ct2_dir: str, hf_dir: str) -> list[tuple[str, str]]
     from faster_whisper.audio import pad_or_trim
     from transformers import AutoTokenizer, WhisperForConditionalGeneration
 
-    from adapters.audio import load_audio
-    from adapters.ct2_whisper import greedy_transcribe
-    from adapters.synth import speak
-    from adapters.text import normalize
+    from adapters.data.synth import speak
+    from adapters.runtime.audio import load_audio
+    from adapters.runtime.text import normalize
+    from adapters.weights.ct2_whisper import greedy_transcribe
 
     fw = WhisperModel(ct2_dir, device="cpu", compute_type="float32")
     hf = WhisperForConditionalGeneration.from_pretrained(hf_dir).eval()
@@ -138,7 +138,7 @@ def check_whisper_conversion(ct2_dir: str, hf_dir: str) -> list[tuple[str, str]]
 
 
 def demo_models(output: str = "artifacts/demo") -> dict[str, str]:
-    from adapters.ct2_whisper import convert_ct2_whisper
+    from adapters.weights.ct2_whisper import convert_ct2_whisper
 
     paths = {"asr": os.path.join(output, "whisper-base-ct2"), "teacher": os.path.join(output, "whisper-base"),
              "llm": os.path.join(output, "gemma-3-270m")}

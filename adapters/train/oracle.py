@@ -6,7 +6,7 @@ projector, as in SLAM-ASR. Its word error rate is the ceiling the training data 
 transcribes held-out speech and AuRA does not, the distillation recipe is the limit; if the oracle
 memorises too, the data is.
 
-It keeps the encoder, so it can be neither published, exported nor served (adapters.student's
+It keeps the encoder, so it can be neither published, exported nor served (adapters.train.student's
 load_audio_embed refuses it); `aura evaluate` scores it like any checkpoint.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapters.embedding import AudioEmbedConfig, AudioTokens
-from adapters.teacher import Teacher
+from adapters.runtime.embedding import AudioEmbedConfig, AudioTokens
+from adapters.train.teacher import Teacher
 
 KIND = "encoder-oracle"
 

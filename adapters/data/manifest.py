@@ -14,7 +14,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from adapters.errors import ManifestError
+from adapters.runtime.errors import ManifestError
 
 
 @dataclass
@@ -74,7 +74,7 @@ def write_manifest(path: str, rows: list[dict]) -> None:
 def _by_sentence(entries: list[ManifestEntry], how_many, seed: int) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
     """(the rest, the clips of how_many(distinct sentences) sentences drawn with `seed`), every clip
     of a sentence on the same side."""
-    from adapters.text import normalize
+    from adapters.runtime.text import normalize
 
     keys = [normalize(e.text) for e in entries]
     sentences = sorted(set(keys))

@@ -4,7 +4,7 @@ Five kinds, so the model hears commands, questions, statements, numbers and name
 assistant commands, questions (some with a known answer, which become "Answer the question."
 examples), everyday statements, digit strings and times, and sentences built around people's and
 places' names. Numbers are written as words, as a speaker says them; transcript comparison turns
-digits into words on both sides (adapters.text.normalize), so "7" and "seven" agree.
+digits into words on both sides (adapters.runtime.text.normalize), so "7" and "seven" agree.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from adapters.text import number_words
+from adapters.runtime.text import number_words
 
 ANSWER_INSTRUCTION = "Answer the question."
 

@@ -9,7 +9,7 @@ import subprocess
 
 from tqdm.auto import tqdm
 
-from adapters.manifest import write_manifest
+from adapters.data.manifest import write_manifest
 
 DEFAULT_VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-x-rp+m3", "en-us+m7", "en-gb-scotland+f2"]
 

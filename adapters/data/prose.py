@@ -1,6 +1,6 @@
 """Varied English sentences from the Debian `fortunes` package, to widen the corpus's vocabulary.
 
-The project's templates (adapters.sentences) know about 500 words: a student trained only on them
+The project's templates (adapters.data.sentences) know about 500 words: a student trained only on them
 learns to guess a template and its slot words rather than to listen. Fortune-cookie text is
 free-form English with about 11,000 distinct words. We keep only sentences a TTS voice reads
 cleanly: 4-18 words, letters and plain punctuation, no digits, acronyms, abbreviations or

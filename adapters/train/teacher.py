@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from adapters.features import FeatureConfig, log_mels, pad_frames
+from adapters.runtime.features import FeatureConfig, log_mels, pad_frames
 
 
 class Teacher:

@@ -12,10 +12,10 @@ import shutil
 
 import torch
 
-from adapters.config import AuraConfig
-from adapters.student import AUDIO_EMBED_FILE, LORA_DIR, load_audio_embed, load_causal_lm, load_tokenizer
-
-LLM_DIR = "llm"
+from adapters.runtime.bundle import AUDIO_EMBED_FILE, LLM_DIR, load_audio_embed
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.llm_io import load_tokenizer
+from adapters.train.student import LORA_DIR, load_causal_lm
 
 
 def export_bundle(checkpoint: str, output: str, dtype: str = "auto") -> str:

@@ -1,8 +1,8 @@
 """The demo training corpus: project-written sentences, and free-form English prose for a wider
-vocabulary (adapters.prose), spoken by every offline TTS voice we have.
+vocabulary (adapters.data.prose), spoken by every offline TTS voice we have.
 
-    python -m adapters.corpus artifacts/corpus                 # the default model's corpus: 11,750 clips, ~17 min on 2 cores
-    python -m adapters.corpus artifacts/corpus --only heldout  # just its 450 held-out clips (for benchmarks)
+    python -m adapters.data.corpus artifacts/corpus                 # the default model's corpus: 11,750 clips, ~17 min on 2 cores
+    python -m adapters.data.corpus artifacts/corpus --only heldout  # just its 450 held-out clips (for benchmarks)
 
 Voices come from three Debian synthesizers: espeak-ng (formant; accents × variants, random rate
 and pitch), MBROLA diphone voices driven by espeak-ng (us1, us2, us3, en1), and Festival (kal
@@ -32,12 +32,12 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from adapters.audio import SAMPLE_RATE, load_audio
-from adapters.manifest import write_manifest
-from adapters.prose import ProseError
-from adapters.prose import sample as prose_sample
-from adapters.sentences import Sentence, generate
-from adapters.synth import SynthError, espeak_binary
+from adapters.data.manifest import write_manifest
+from adapters.data.prose import ProseError
+from adapters.data.prose import sample as prose_sample
+from adapters.data.sentences import Sentence, generate
+from adapters.data.synth import SynthError, espeak_binary
+from adapters.runtime.audio import SAMPLE_RATE, load_audio
 
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 ESPEAK_VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+klatt", "+klatt2"]

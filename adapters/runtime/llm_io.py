@@ -9,7 +9,7 @@ import os
 import torch
 from safetensors import safe_open
 
-from adapters.errors import BundleError
+from adapters.runtime.errors import BundleError
 
 
 def _find_tensor(llm_dir: str, key: str) -> torch.Tensor:
@@ -54,3 +54,12 @@ def load_input_embeddings(llm_dir: str) -> torch.nn.Module:
     module.requires_grad_(False).eval()
     del model
     return module
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.eos_token is None:
+        raise BundleError(f"{path}: the tokenizer has no EOS token; AuRA targets end with it")
+    return tok

@@ -18,13 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from adapters.audio import load_audio
-from adapters.config import AuraConfig, LoraSettings, LossSettings, default_layer_map
-from adapters.embedding import AudioEmbedConfig
-from adapters.errors import AudioError, ManifestError
-from adapters.features import num_frames
-from adapters.losses import LayerProjections, TeacherStandardizer, distill_loss, mean_baseline, task_loss
-from adapters.manifest import (
+from adapters.data.manifest import (
     ManifestEntry,
     entry_rows,
     read_manifest,
@@ -32,9 +26,21 @@ from adapters.manifest import (
     split_by_sentence,
     write_manifest,
 )
-from adapters.oracle import KIND as ORACLE
-from adapters.student import PROMPT_LAYOUTS, Example, Student
-from adapters.teacher import Teacher, TeacherCache
+from adapters.runtime.audio import load_audio
+from adapters.runtime.config import AuraConfig, LoraSettings, LossSettings, default_layer_map
+from adapters.runtime.embedding import AudioEmbedConfig
+from adapters.runtime.errors import AudioError, ManifestError
+from adapters.runtime.features import num_frames
+from adapters.train.losses import (
+    LayerProjections,
+    TeacherStandardizer,
+    distill_loss,
+    mean_baseline,
+    task_loss,
+)
+from adapters.train.oracle import KIND as ORACLE
+from adapters.train.student import PROMPT_LAYOUTS, Example, Student
+from adapters.train.teacher import Teacher, TeacherCache
 
 STATE_FILE = "training_state.pt"
 DEV_MANIFEST = "dev.jsonl"  # the dev split a run held out of its manifest (no --eval-manifest)
@@ -66,7 +72,7 @@ class DistillSettings:
     embed_width: int = 512
     boundaries: bool = True
     teacher_init: bool = True  # start the audio layer's first convolution from the teacher's
-    oracle: bool = False  # the encoder-kept diagnostic (adapters.oracle): task loss only, the teacher stays
+    oracle: bool = False  # the encoder-kept diagnostic (adapters.train.oracle): task loss only, the teacher stays
     # A first stage of distillation alone: the states of the mapped layers only (the first
     # deepest + 1 decoder layers, no LM head, about a third of the compute for Gemma 3 270M), so the
     # early layers learn to encode audio before any task loss can teach the rest to recite the corpus.

@@ -13,7 +13,7 @@ import soundfile as sf
 import soxr
 
 from adapters import SAMPLE_RATE
-from adapters.errors import AudioError
+from adapters.runtime.errors import AudioError
 
 # Below this the student sees fewer than a handful of audio tokens; nothing useful can be said.
 MIN_SECONDS = 0.1

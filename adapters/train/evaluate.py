@@ -2,7 +2,7 @@
 
 Greedy transcripts of the un-merged student (transformers, the checkpoint's own instruction) give
 the word error rate; the held-out task loss with each clip's own audio and with another clip's audio
-(shuffled across the set) gives the audio dependence (adapters.distill.evaluate). Works for AuRA checkpoints
+(shuffled across the set) gives the audio dependence (adapters.train.distill.evaluate). Works for AuRA checkpoints
 and for the encoder-kept oracle alike, so the two are scored by one procedure.
 
 Which split a figure comes from is the caller's to say: choose recipes and checkpoints on a dev
@@ -16,12 +16,12 @@ import random
 import torch
 from tqdm.auto import tqdm
 
-from adapters.config import AuraConfig
-from adapters.distill import DistillSettings, evaluate, load_examples
-from adapters.errors import ManifestError
-from adapters.manifest import read_manifest
-from adapters.student import Student
-from adapters.text import wer
+from adapters.data.manifest import read_manifest
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.errors import ManifestError
+from adapters.runtime.text import wer
+from adapters.train.distill import DistillSettings, evaluate, load_examples
+from adapters.train.student import Student
 
 
 def evaluate_checkpoint(checkpoint: str, manifest: str | None = None, limit: int | None = None, batch_size: int = 8,

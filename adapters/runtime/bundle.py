@@ -1,6 +1,11 @@
-"""A loaded bundle: everything the gateway needs to turn audio + chat into prompt embeddings.
+"""The bundle format (DESIGN §4) and a loaded bundle: everything the gateway needs to turn audio +
+chat into prompt embeddings.
 
-It holds the tokenizer, the LLM's own input-embedding module and the audio embedding layer, not the
+    aura.json                 the recipe and the training history (adapters/runtime/config.py)
+    audio_embed.safetensors   the audio embedding layer (a training checkpoint has it too)
+    llm/                      the merged HF checkpoint + tokenizer: what vLLM loads
+
+A Bundle holds the tokenizer, the LLM's own input-embedding module and the audio embedding layer, not the
 LLM itself (vLLM serves `llm/`).
 """
 
@@ -12,16 +17,41 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from adapters import SAMPLE_RATE
-from adapters.config import AuraConfig
-from adapters.embedding import AudioEmbedding
-from adapters.errors import BundleError
-from adapters.export import LLM_DIR
-from adapters.features import log_mel
-from adapters.llm_io import load_input_embeddings
-from adapters.prompt import PromptEmbeds, assemble_prompt, prompt_token_ids
-from adapters.student import load_audio_embed, load_tokenizer
+from adapters.runtime.config import AuraConfig
+from adapters.runtime.embedding import AudioEmbedding, AudioTokens
+from adapters.runtime.errors import BundleError
+from adapters.runtime.features import log_mel
+from adapters.runtime.llm_io import load_input_embeddings, load_tokenizer
+from adapters.runtime.prompt import PromptEmbeds, assemble_prompt, prompt_token_ids
+
+LLM_DIR = "llm"
+AUDIO_EMBED_FILE = "audio_embed.safetensors"
+
+
+def save_audio_embed(module: AudioTokens, directory: str) -> None:
+    state = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, os.path.join(directory, AUDIO_EMBED_FILE))
+
+
+def audio_embed_weights(directory: str) -> dict[str, torch.Tensor]:
+    path = os.path.join(directory, AUDIO_EMBED_FILE)
+    if not os.path.isfile(path):
+        raise BundleError(f"{directory}: missing {AUDIO_EMBED_FILE}")
+    return load_file(path)
+
+
+def load_audio_embed(cfg: AuraConfig, directory: str) -> AudioEmbedding:
+    """The servable audio layer of a bundle or checkpoint (an oracle's is refused)."""
+    weights = audio_embed_weights(directory)
+    if cfg.audio_embed.kind != "conv":
+        raise BundleError(f"{directory}: its audio front end is {cfg.audio_embed.kind!r}, a training diagnostic that keeps the "
+                          "teacher's encoder; it cannot be exported or served")
+    module = AudioEmbedding(cfg.audio_embed)
+    module.load_state_dict(weights)
+    return module
 
 
 @dataclass

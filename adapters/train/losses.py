@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adapters.config import LossSettings
+from adapters.runtime.config import LossSettings
 
 
 class LayerProjections(nn.Module):

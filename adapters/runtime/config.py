@@ -6,10 +6,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from adapters.embedding import AudioEmbedConfig
-from adapters.errors import BundleError
-from adapters.features import FeatureConfig
-from adapters.prompt import AUDIO_SLOT
+from adapters.runtime.embedding import AudioEmbedConfig
+from adapters.runtime.errors import BundleError
+from adapters.runtime.features import FeatureConfig
+from adapters.runtime.prompt import AUDIO_SLOT
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "aura.json"
@@ -34,7 +34,7 @@ class LossSettings:
     mse_weight: float = 1.0  # on layer-normalised states, so it is scale-free like the cosine
     task_weight: float = 1.0  # next-token cross-entropy on the target text given audio
     # Teacher states standardised per dimension (training-set statistics) and projections without
-    # bias, so that predicting the mean teacher state scores nothing (adapters.losses.TeacherStandardizer).
+    # bias, so that predicting the mean teacher state scores nothing (adapters.train.losses.TeacherStandardizer).
     standardize: bool = False
 
     @property

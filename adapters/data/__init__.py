@@ -1,0 +1,1 @@
+"""Training data: JSONL manifests, the synthetic corpus (sentences, prose, TTS voices) and `aura synth`."""
