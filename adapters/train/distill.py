@@ -145,8 +145,8 @@ def _teacher_states(student: Student, teacher_cache: TeacherCache, examples, pro
 
 
 def _autocast(device: torch.device):
-    """bf16 matmuls on a GPU, the weights and optimizer staying fp32. (The loop calls the unwrapped
-    student, so accelerate's own mixed precision, which wraps forward(), would not apply.)"""
+    """bf16 matmuls on a GPU, the weights and optimizer staying fp32. (Evaluation calls the unwrapped
+    student, which accelerate's own mixed precision, a wrapper around forward(), would not reach.)"""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -169,6 +169,20 @@ def _step_loss(student: Student, projections: LayerProjections, examples, teache
         parts["task"] = t.item()
     parts["loss"] = loss.item()
     return loss, parts
+
+
+class Objective(torch.nn.Module):
+    """The student and the layer projections as one module whose forward() is the training loss, so
+    that accelerate's wrapper (DistributedDataParallel on several processes) sees the forward pass and
+    averages the gradients across processes."""
+
+    def __init__(self, student: Student, projections: LayerProjections):
+        super().__init__()
+        self.student = student
+        self.projections = projections
+
+    def forward(self, examples, teacher_states, with_task: bool):
+        return _step_loss(self.student, self.projections, examples, teacher_states, with_task)
 
 
 def in_random_layout(ex: Example, transcribe_instruction: str) -> Example:
@@ -234,6 +248,7 @@ def _device_name(device: torch.device) -> str:
 def distill(s: DistillSettings) -> AuraConfig:
     """Train an AuRA adapter; the checkpoint (and its aura.json with metrics) lands in s.output."""
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     distills = s.losses.distills and not s.oracle
     if s.distill_only_steps and not distills:
@@ -243,7 +258,10 @@ def distill(s: DistillSettings) -> AuraConfig:
     started = time.time()
     torch.manual_seed(s.seed)
     random.seed(s.seed)
-    accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum)
+    # Unused parameters are normal here: the projections in an oracle run, the upper layers' LoRA in
+    # the distillation-only stage.
+    accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     show = s.progress and accelerator.is_main_process
 
     train_entries = read_manifest(s.manifest)
@@ -311,7 +329,7 @@ def distill(s: DistillSettings) -> AuraConfig:
     history: dict = {"train": [], "eval": []}
     step = 0
     if resuming:
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and plain data only
         projections.load_state_dict(state["projections"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
@@ -331,9 +349,9 @@ def distill(s: DistillSettings) -> AuraConfig:
             return (k + 1) / s.warmup_steps
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress(k)))
 
-    student, projections, optimizer = accelerator.prepare(student, projections, optimizer)
-    raw_student: Student = accelerator.unwrap_model(student)
-    raw_proj: LayerProjections = accelerator.unwrap_model(projections)
+    objective, optimizer = accelerator.prepare(Objective(student, projections), optimizer)
+    raw_student: Student = accelerator.unwrap_model(objective).student
+    raw_proj: LayerProjections = accelerator.unwrap_model(objective).projections
 
     def record_training() -> None:
         raw_student.cfg.training = {
@@ -342,8 +360,9 @@ def distill(s: DistillSettings) -> AuraConfig:
             "train_clips": len(train_entries),
             "eval_clips": len(eval_entries),
             "train_examples": len(train),
-            "batch_size": s.batch_size,
+            "batch_size": s.batch_size,  # per process
             "grad_accum": s.grad_accum,
+            "processes": accelerator.num_processes,
             "lr": s.lr,
             "seed": s.seed,
             "manifest": os.path.abspath(s.manifest),
@@ -351,7 +370,18 @@ def distill(s: DistillSettings) -> AuraConfig:
             "history": history,
         }
 
+    def check_processes_agree() -> None:
+        """Every process must hold the same weights; if not, gradients are not being averaged."""
+        if accelerator.num_processes == 1:
+            return
+        trained = [p.detach().double() for p in objective.parameters() if p.requires_grad]
+        fingerprint = torch.stack([sum(p.sum() for p in trained), sum(p.square().sum() for p in trained)])
+        everyone = accelerator.gather(fingerprint[None].to(accelerator.device)).cpu()
+        if not torch.equal(everyone, everyone[:1].expand_as(everyone)):
+            raise RuntimeError(f"the {accelerator.num_processes} processes hold different weights at step {step}")
+
     def save() -> None:
+        check_processes_agree()
         if not accelerator.is_main_process:
             return
         record_training()
@@ -381,7 +411,7 @@ def distill(s: DistillSettings) -> AuraConfig:
     best_loss = min((e["loss"] for e in history["eval"]), default=math.inf)  # a resumed run keeps its best
     # Each process trains on its own shard of every shuffled epoch.
     order: list[int] = []
-    student.train()
+    objective.train()
     bar = tqdm(total=s.steps, initial=step, desc="distilling", disable=not show, unit="step")
     t0 = time.time()
 
@@ -401,22 +431,25 @@ def distill(s: DistillSettings) -> AuraConfig:
                 random.shuffle(perm)
                 order += perm[accelerator.process_index :: accelerator.num_processes]
             idx, order = order[: s.batch_size], order[s.batch_size :]
-            with accelerator.accumulate(student):
+            with accelerator.accumulate(objective):  # no gradient sync until the last micro-batch
                 states = [train_states[i] for i in idx] if train_states is not None else None
                 batch = [train[i][0] for i in idx]
                 if s.prompt_variety:
                     batch = [in_random_layout(ex, cfg.transcribe_instruction) for ex in batch]
                 distill_only = step < s.distill_only_steps
                 with raw_student.first_layers(deepest + 1) if distill_only else contextlib.nullcontext():
-                    loss, parts = _step_loss(raw_student, raw_proj, batch, states, with_task and not distill_only)
+                    loss, parts = objective(batch, states, with_task and not distill_only)
                 accelerator.backward(loss)
-                accelerator.clip_grad_norm_(list(raw_student.parameters()) + list(raw_proj.parameters()), 1.0)
-                optimizer.step()
+                if accelerator.sync_gradients:  # once per optimiser step, on the accumulated gradient
+                    accelerator.clip_grad_norm_(objective.parameters(), 1.0)
+                optimizer.step()  # accelerate's optimizer steps only when the gradients are synced
                 optimizer.zero_grad()
         step += 1
         bar.update(1)
         last = finished()
         if step % s.log_every == 0 or step == 1 or last:
+            parts = dict(zip(parts, accelerator.reduce(torch.tensor(list(parts.values()), device=accelerator.device), "mean").tolist(),
+                             strict=True))  # the mean over processes: the loss of the whole batch
             history["train"].append({"step": step, "time_s": round(time.time() - t0, 1), **{k: round(v, 5) for k, v in parts.items()}})
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
         if evals and (step % s.eval_every == 0 or last):
