@@ -79,6 +79,9 @@ def add_distill(sub) -> None:
     p.add_argument("--save-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=10, help="steps between recorded training losses")
     p.add_argument("--cache-dir", help="teacher-state cache (default: OUTPUT/teacher_cache)")
+    p.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_false",
+                   help="run the teacher on each training batch instead of caching every clip's states up front "
+                        "(for corpora whose states do not fit on disk or in memory; costs a teacher pass per step)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -98,6 +101,7 @@ def run_distill(a) -> None:
                             standardize=a.standardize_teacher),
         layer_map=a.layer_map, transcribe_instruction=a.instruction, max_audio_seconds=a.max_audio_seconds,
         seed=a.seed, eval_every=a.eval_every, save_every=a.save_every, log_every=a.log_every, cache_dir=a.cache_dir,
+        teacher_cache=a.teacher_cache,
         resume=a.resume, progress=not a.no_progress,
     )
     cfg = distill(s)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from adapters.data.manifest import read_manifest
+from adapters.runtime.audio import load_audio
 from adapters.runtime.bundle import Bundle
-from adapters.runtime.config import AuraConfig
+from adapters.runtime.config import AuraConfig, LossSettings
 from adapters.runtime.errors import ManifestError
 from adapters.train.distill import DistillSettings, distill
 from adapters.train.export import export_bundle
@@ -228,6 +229,30 @@ def test_teacher_cache_computes_each_clip_once(tiny, tmp_path):
     again = cache.get_many([b, a], [1, 2], [14, 10])  # now from disk
     for x, y in ((first[1], again[0]), (first[0], again[1]), (first[2], again[1])):
         assert x.keys() == y.keys() == {1, 2} and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_teacher_on_the_fly_gives_the_cached_states(tiny, speech_corpus, tmp_path):
+    from adapters.train.teacher import Teacher, TeacherCache
+
+    teacher = Teacher(tiny["whisper"])
+    waves = [load_audio(e.audio) for e in read_manifest(speech_corpus)[:6]]
+    tokens = [max(1, w.shape[0] // 640) for w in waves]
+    cached = TeacherCache(teacher, str(tmp_path / "cache")).get_many(waves, [1, 2], tokens)
+    # on the fly, a training batch at a time (in manifest order, not sorted by length as the cache does)
+    fresh = [s for k in (0, 3) for s in TeacherCache(teacher, None).get_many(waves[k : k + 3], [1, 2], tokens[k : k + 3])]
+    for x, y in zip(cached, fresh, strict=True):
+        assert x.keys() == y.keys() and all(torch.allclose(x[k], y[k], atol=1e-5) for k in x)
+
+
+def test_training_without_a_teacher_cache_follows_the_cached_run(tiny, speech_corpus, tmp_path):
+    cached = distill(settings(tiny, speech_corpus, str(tmp_path / "a"), steps=4, eval_every=4))
+    fresh = distill(settings(tiny, speech_corpus, str(tmp_path / "b"), steps=4, eval_every=4, teacher_cache=False))
+    assert os.path.isdir(tmp_path / "a" / "teacher_cache") and not os.path.exists(tmp_path / "b" / "teacher_cache")
+    for x, y in zip(cached.training["history"]["train"], fresh.training["history"]["train"], strict=True):
+        assert y["distill"] == pytest.approx(x["distill"], rel=1e-3), (x, y)
+    with pytest.raises(ValueError, match="standardize"):
+        distill(settings(tiny, speech_corpus, str(tmp_path / "c"), teacher_cache=False,
+                         losses=LossSettings(standardize=True)))
 
 
 def test_audio_layer_starts_from_the_teachers_first_convolution(tiny):

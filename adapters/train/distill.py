@@ -90,6 +90,9 @@ class DistillSettings:
     save_every: int = 200
     log_every: int = 10
     cache_dir: str | None = None
+    # False: the teacher runs on each training batch (no grad, on the training device) instead of once
+    # per clip up front into a disk cache held in memory, which at LibriSpeech scale would not fit.
+    teacher_cache: bool = True
     resume: bool = False
     progress: bool = True
 
@@ -253,6 +256,8 @@ def distill(s: DistillSettings) -> AuraConfig:
     distills = s.losses.distills and not s.oracle
     if s.distill_only_steps and not distills:
         raise ValueError("--distill-only-steps needs a distillation loss (not --oracle, nor zero cosine and MSE weights)")
+    if s.losses.standardize and not s.teacher_cache:
+        raise ValueError("--standardize-teacher needs the training set's teacher states up front: drop --no-teacher-cache")
     if not (s.losses.task_weight > 0 or distills):
         raise ValueError("nothing to train: the task loss is off and there is no distillation loss (--oracle needs --task-weight > 0)")
     started = time.time()
@@ -303,18 +308,21 @@ def distill(s: DistillSettings) -> AuraConfig:
     max_seconds = min(s.max_audio_seconds, teacher.max_seconds)
     train = load_examples(train_entries, cfg.transcribe_instruction, max_seconds, show)
     evals = load_examples(eval_entries, cfg.transcribe_instruction, max_seconds, show) if eval_entries else []
-    train_states = eval_states = None
+    train_states = eval_states = on_the_fly = None
     mean_baseline_loss: dict[str, float] = {}
     if cfg.losses.distills:
-        cache = TeacherCache(teacher, s.cache_dir or os.path.join(s.output, "teacher_cache"))
-        train_states = _teacher_states(student, cache, train, show, "teacher states (train)")
-        eval_states = _teacher_states(student, cache, evals, show, "teacher states (eval)")
+        cache = TeacherCache(teacher, (s.cache_dir or os.path.join(s.output, "teacher_cache")) if s.teacher_cache else None)
+        if s.teacher_cache:
+            train_states = _teacher_states(student, cache, train, show, "teacher states (train)")
+        else:
+            on_the_fly = cache
+        eval_states = _teacher_states(student, cache, evals, show, "teacher states (eval)")  # a few: computed once
         if cfg.losses.standardize:
             standardize = TeacherStandardizer(train_states)
             train_states, eval_states = standardize(train_states), standardize(eval_states)
         if eval_states:
             mean_baseline_loss = mean_baseline(eval_states, cfg.layer_map, cfg.losses)
-    del teacher  # cached from here on (an oracle's audio layer holds its own reference)
+    del teacher  # cached from here on, or held by on_the_fly (an oracle's audio layer holds its own reference)
     with_task = cfg.losses.task_weight > 0
     deepest = max(layer for layer, _ in cfg.layer_map)
 
@@ -433,6 +441,8 @@ def distill(s: DistillSettings) -> AuraConfig:
             idx, order = order[: s.batch_size], order[s.batch_size :]
             with accelerator.accumulate(objective):  # no gradient sync until the last micro-batch
                 states = [train_states[i] for i in idx] if train_states is not None else None
+                if on_the_fly is not None:
+                    states = _teacher_states(raw_student, on_the_fly, [train[i] for i in idx], False, "")
                 batch = [train[i][0] for i in idx]
                 if s.prompt_variety:
                     batch = [in_random_layout(ex, cfg.transcribe_instruction) for ex in batch]

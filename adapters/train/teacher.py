@@ -47,13 +47,15 @@ class Teacher:
         return self.layer_states_many([wave], layers, [num_tokens])[0]
 
     @torch.no_grad()
-    def layer_states_many(self, waves: list[np.ndarray], layers: list[int], num_tokens: list[int]) -> list[dict[int, torch.Tensor]]:
-        """layer_states of several clips in one padded pass; each clip gets the states it gets alone."""
+    def layer_states_many(self, waves: list[np.ndarray], layers: list[int], num_tokens: list[int],
+                          to_cpu: bool = True) -> list[dict[int, torch.Tensor]]:
+        """layer_states of several clips in one padded pass; each clip gets the states it gets alone.
+        With to_cpu=False they stay on the teacher's device (states used at once, not stored)."""
         for w in waves:
             if w.shape[0] > self.max_samples:
                 raise ValueError(f"the teacher takes at most {self.max_seconds:.0f} s of audio, got {w.shape[0] / 16000:.1f} s")
         states = self.states(log_mels(waves, self.features, self.device), layers, num_tokens)
-        return [{layer: v.float().cpu().contiguous() for layer, v in s.items()} for s in states]
+        return [{layer: (v.float().cpu() if to_cpu else v.float()).contiguous() for layer, v in s.items()} for s in states]
 
     @torch.no_grad()
     def states(self, mels: list[torch.Tensor], layers: list[int], num_tokens: list[int]) -> list[dict[int, torch.Tensor]]:
@@ -97,12 +99,15 @@ class Teacher:
 
 
 class TeacherCache:
-    """Teacher states on disk, one safetensors file per (clip, teacher, layers, token count)."""
+    """Teacher states on disk, one safetensors file per (clip, teacher, layers, token count). With no
+    directory nothing is stored: the states are computed on the teacher's device each time (the
+    trainer's --no-teacher-cache, for corpora whose states would not fit on disk)."""
 
-    def __init__(self, teacher: Teacher, directory: str):
+    def __init__(self, teacher: Teacher, directory: str | None):
         self.teacher = teacher
         self.directory = directory
-        os.makedirs(directory, exist_ok=True)
+        if directory is not None:
+            os.makedirs(directory, exist_ok=True)
 
     def _key(self, wave: np.ndarray, layers: list[int], num_tokens: int) -> str:
         h = hashlib.sha256()
@@ -120,21 +125,28 @@ class TeacherCache:
                  progress: bool = False, desc: str = "teacher states") -> list[dict[int, torch.Tensor]]:
         """States of every clip: cached ones read from disk, the rest computed in padded batches of
         clips of similar length (one teacher pass per batch, not per clip) and cached."""
-        paths = [self._path(w, layers, n) for w, n in zip(waves, num_tokens, strict=True)]
-        todo: dict[str, int] = {}  # a missing entry → the first clip that needs it
-        for i, path in enumerate(paths):
-            if path not in todo and not os.path.exists(path):
-                todo[path] = i
+        if self.directory is None:
+            paths = [str(i) for i in range(len(waves))]
+            todo = {p: i for i, p in enumerate(paths)}
+        else:
+            paths = [self._path(w, layers, n) for w, n in zip(waves, num_tokens, strict=True)]
+            todo: dict[str, int] = {}  # a missing entry → the first clip that needs it
+            for i, path in enumerate(paths):
+                if path not in todo and not os.path.exists(path):
+                    todo[path] = i
         order = sorted(todo.values(), key=lambda i: waves[i].shape[0])
         computed: dict[str, dict[int, torch.Tensor]] = {}
         with tqdm(total=len(todo), desc=desc, disable=not progress, unit="clip") as bar:
             for k in range(0, len(order), batch_size):
                 idx = order[k : k + batch_size]
-                batch = self.teacher.layer_states_many([waves[i] for i in idx], layers, [num_tokens[i] for i in idx])
+                batch = self.teacher.layer_states_many([waves[i] for i in idx], layers, [num_tokens[i] for i in idx],
+                                                       to_cpu=self.directory is not None)
                 for i, states in zip(idx, batch, strict=True):
+                    computed[paths[i]] = states
+                    if self.directory is None:
+                        continue
                     tmp = paths[i] + ".tmp"
                     save_file({str(layer): v for layer, v in states.items()}, tmp)
                     os.replace(tmp, paths[i])  # atomic, so an interrupted run never leaves a half-written entry
-                    computed[paths[i]] = states
                 bar.update(len(idx))
         return [computed[p] if p in computed else {int(k): v for k, v in load_file(p).items()} for p in paths]
