@@ -34,7 +34,14 @@ def add_distill(sub) -> None:
     losses = LossSettings()
     p.add_argument("--teacher", required=True, help="Hugging Face Whisper checkpoint directory (the frozen teacher)")
     p.add_argument("--llm", required=True, help="Hugging Face causal LM directory (the student's base)")
-    p.add_argument("--manifest", required=True, help="training manifest (JSONL: audio, text[, instruction, response])")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--manifest", help="training manifest (JSONL: audio, text[, instruction, response]), loaded into memory")
+    data.add_argument("--dataset", metavar="FORMAT:PATTERN", help="stream the training data through Hugging Face datasets: "
+                      "parquet:PATTERN (e.g. LibriSpeech from the Hub), webdataset:PATTERN (tar shards), json:PATTERN; "
+                      "needs --eval-manifest (see README)")
+    p.add_argument("--text-column", help="--dataset's transcript column (default: text; txt for webdataset)")
+    p.add_argument("--audio-column", help="--dataset's audio column (default: audio; the audio extension for webdataset)")
+    p.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers decoding a --dataset")
     p.add_argument("--output", required=True, help="checkpoint directory to write (and resume from)")
     p.add_argument("--eval-manifest", help="dev manifest that picks the best checkpoint; default: hold out --eval-fraction of "
                    "--manifest's sentences (written to OUTPUT/dev.jsonl). Never a test split")
@@ -93,6 +100,7 @@ def run_distill(a) -> None:
 
     s = DistillSettings(
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
+        dataset=a.dataset, text_column=a.text_column, audio_column=a.audio_column, loader_workers=a.loader_workers,
         eval_fraction=a.eval_fraction, train_sentences=a.train_sentences, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
         lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
         boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init, oracle=a.oracle, prompt_variety=a.prompt_variety, distill_only_steps=a.distill_only_steps,

@@ -54,8 +54,12 @@ BEST_DIR = "best"
 class DistillSettings:
     teacher: str
     llm: str
-    manifest: str
+    manifest: str | None  # a JSONL manifest, loaded into memory; or:
     output: str
+    dataset: str | None = None  # FORMAT:PATTERN streamed through `datasets` (adapters.data.streaming); needs eval_manifest
+    text_column: str | None = None
+    audio_column: str | None = None
+    loader_workers: int = 2  # DataLoader workers decoding a streamed dataset
     eval_manifest: str | None = None
     eval_fraction: float = 0.03  # of the distinct sentences, held out as the dev split when no eval_manifest
     train_sentences: int | None = None  # train on the clips of this many distinct sentences (a data-scale curve)
@@ -140,9 +144,9 @@ def load_examples(entries: list[ManifestEntry], instruction: str, max_seconds: f
     return out
 
 
-def _teacher_states(student: Student, teacher_cache: TeacherCache, examples, progress: bool, desc: str):
+def _teacher_states(student: Student, teacher_cache: TeacherCache, examples: list[Example], progress: bool, desc: str):
     layers = sorted({t for _, t in student.cfg.layer_map})
-    waves = [ex.wave for ex, _ in examples]
+    waves = [ex.wave for ex in examples]
     tokens = [student.audio_embed.num_tokens(num_frames(w.shape[0], student.cfg.features)) for w in waves]
     return teacher_cache.get_many(waves, layers, tokens, progress=progress, desc=desc)
 
@@ -186,6 +190,29 @@ class Objective(torch.nn.Module):
 
     def forward(self, examples, teacher_states, with_task: bool):
         return _step_loss(self.student, self.projections, examples, teacher_states, with_task)
+
+
+def _batches_in_memory(train: list[Example], train_states, batch_size: int, rank: int, world: int):
+    """Batches (examples, teacher states or None) for ever: each process its own shard of every
+    shuffled epoch. (Drawn from `random`, whose state a checkpoint saves.)"""
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            perm = list(range(len(train)))
+            random.shuffle(perm)
+            order += perm[rank::world]
+        idx, order = order[:batch_size], order[batch_size:]
+        yield [train[i] for i in idx], [train_states[i] for i in idx] if train_states is not None else None
+
+
+def _batches_streamed(s: DistillSettings, instruction: str, max_seconds: float, rank: int, world: int):
+    """Batches (examples, None) from a dataset streamed through `datasets`; the teacher runs per batch."""
+    from adapters.data.streaming import DatasetSpec, streamed_batches
+
+    spec = DatasetSpec.parse(s.dataset, s.text_column, s.audio_column)
+    seed = s.seed + random.randrange(1 << 30)  # a resumed run draws a new order, not the first epoch again
+    for rows in streamed_batches(spec, instruction, max_seconds, s.batch_size, seed, rank, world, s.loader_workers):
+        yield [Example(*row) for row in rows], None
 
 
 def in_random_layout(ex: Example, transcribe_instruction: str) -> Example:
@@ -256,6 +283,12 @@ def distill(s: DistillSettings) -> AuraConfig:
     distills = s.losses.distills and not s.oracle
     if s.distill_only_steps and not distills:
         raise ValueError("--distill-only-steps needs a distillation loss (not --oracle, nor zero cosine and MSE weights)")
+    if (s.manifest is None) == (s.dataset is None):
+        raise ValueError("give either a manifest or a dataset to train on")
+    if s.dataset and not s.eval_manifest:
+        raise ValueError("a streamed --dataset needs --eval-manifest: a dev split by sentence needs the whole corpus at hand")
+    if s.dataset and (s.train_sentences or s.losses.standardize):
+        raise ValueError("--train-sentences and --standardize-teacher need the whole corpus at hand: use a --manifest")
     if s.losses.standardize and not s.teacher_cache:
         raise ValueError("--standardize-teacher needs the training set's teacher states up front: drop --no-teacher-cache")
     if not (s.losses.task_weight > 0 or distills):
@@ -269,7 +302,7 @@ def distill(s: DistillSettings) -> AuraConfig:
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     show = s.progress and accelerator.is_main_process
 
-    train_entries = read_manifest(s.manifest)
+    train_entries = read_manifest(s.manifest) if s.manifest else []  # a streamed dataset is read as training goes
     eval_manifest = s.eval_manifest and os.path.abspath(s.eval_manifest)
     if eval_manifest:
         eval_entries = read_manifest(eval_manifest)
@@ -306,23 +339,23 @@ def distill(s: DistillSettings) -> AuraConfig:
     student.to(accelerator.device)
 
     max_seconds = min(s.max_audio_seconds, teacher.max_seconds)
-    train = load_examples(train_entries, cfg.transcribe_instruction, max_seconds, show)
+    train = [ex for ex, _ in load_examples(train_entries, cfg.transcribe_instruction, max_seconds, show)]
     evals = load_examples(eval_entries, cfg.transcribe_instruction, max_seconds, show) if eval_entries else []
-    train_states = eval_states = on_the_fly = None
+    train_states = eval_states = per_batch = None
     mean_baseline_loss: dict[str, float] = {}
     if cfg.losses.distills:
         cache = TeacherCache(teacher, (s.cache_dir or os.path.join(s.output, "teacher_cache")) if s.teacher_cache else None)
-        if s.teacher_cache:
+        if s.teacher_cache and not s.dataset:
             train_states = _teacher_states(student, cache, train, show, "teacher states (train)")
-        else:
-            on_the_fly = cache
-        eval_states = _teacher_states(student, cache, evals, show, "teacher states (eval)")  # a few: computed once
+        else:  # per batch: on the fly, or (a streamed dataset with the cache) from the cache as clips come
+            per_batch = cache
+        eval_states = _teacher_states(student, cache, [ex for ex, _ in evals], show, "teacher states (eval)")  # computed once
         if cfg.losses.standardize:
             standardize = TeacherStandardizer(train_states)
             train_states, eval_states = standardize(train_states), standardize(eval_states)
         if eval_states:
             mean_baseline_loss = mean_baseline(eval_states, cfg.layer_map, cfg.losses)
-    del teacher  # cached from here on, or held by on_the_fly (an oracle's audio layer holds its own reference)
+    del teacher  # cached from here on, or held by per_batch (an oracle's audio layer holds its own reference)
     with_task = cfg.losses.task_weight > 0
     deepest = max(layer for layer, _ in cfg.layer_map)
 
@@ -365,15 +398,16 @@ def distill(s: DistillSettings) -> AuraConfig:
         raw_student.cfg.training = {
             "steps": step,
             "device": _device_name(accelerator.device),
-            "train_clips": len(train_entries),
+            "train_clips": len(train_entries) if s.manifest else None,
             "eval_clips": len(eval_entries),
-            "train_examples": len(train),
+            "train_examples": len(train) if s.manifest else None,
             "batch_size": s.batch_size,  # per process
             "grad_accum": s.grad_accum,
             "processes": accelerator.num_processes,
             "lr": s.lr,
             "seed": s.seed,
-            "manifest": os.path.abspath(s.manifest),
+            "manifest": os.path.abspath(s.manifest) if s.manifest else None,
+            "dataset": s.dataset,
             "eval_manifest": eval_manifest,  # the dev split that chose checkpoints
             "history": history,
         }
@@ -417,8 +451,9 @@ def distill(s: DistillSettings) -> AuraConfig:
             raw_student.save_checkpoint(os.path.join(s.output, BEST_DIR))
 
     best_loss = min((e["loss"] for e in history["eval"]), default=math.inf)  # a resumed run keeps its best
-    # Each process trains on its own shard of every shuffled epoch.
-    order: list[int] = []
+    rank, world = accelerator.process_index, accelerator.num_processes
+    batches = (_batches_streamed(s, cfg.transcribe_instruction, max_seconds, rank, world) if s.dataset
+               else _batches_in_memory(train, train_states, s.batch_size, rank, world))
     objective.train()
     bar = tqdm(total=s.steps, initial=step, desc="distilling", disable=not show, unit="step")
     t0 = time.time()
@@ -434,16 +469,10 @@ def distill(s: DistillSettings) -> AuraConfig:
         for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = base * lr_scale(step)
         for _ in range(s.grad_accum):
-            if len(order) < s.batch_size:
-                perm = list(range(len(train)))
-                random.shuffle(perm)
-                order += perm[accelerator.process_index :: accelerator.num_processes]
-            idx, order = order[: s.batch_size], order[s.batch_size :]
+            batch, states = next(batches)
             with accelerator.accumulate(objective):  # no gradient sync until the last micro-batch
-                states = [train_states[i] for i in idx] if train_states is not None else None
-                if on_the_fly is not None:
-                    states = _teacher_states(raw_student, on_the_fly, [train[i] for i in idx], False, "")
-                batch = [train[i][0] for i in idx]
+                if per_batch is not None:
+                    states = _teacher_states(raw_student, per_batch, batch, False, "")
                 if s.prompt_variety:
                     batch = [in_random_layout(ex, cfg.transcribe_instruction) for ex in batch]
                 distill_only = step < s.distill_only_steps
