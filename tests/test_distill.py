@@ -47,6 +47,20 @@ def test_checkpoint_records_every_choice(trained):
     assert os.path.isdir(os.path.join(out, "lora")) and os.path.isfile(os.path.join(out, "training_state.pt"))
 
 
+def test_training_is_logged_to_tensorboard(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, cfg = trained
+    runs = [root for root, _, files in os.walk(os.path.join(out, "logs")) if any(f.startswith("events.out.tfevents") for f in files)]
+    assert runs, "no TensorBoard event file under OUTPUT/logs"
+    events = EventAccumulator(runs[0])
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/distill", "train/lr_lora", "train/examples_per_s", "dev/loss", "dev/wer_samples"} <= tags, tags
+    assert [e.step for e in events.Scalars("train/loss")] == [h["step"] for h in cfg.training["history"]["train"]]
+    assert all(e.value > 0 for e in events.Scalars("train/examples_per_s"))
+
+
 def test_the_lowest_held_out_loss_is_kept_apart(trained):
     out, cfg = trained
     evals = cfg.training["history"]["eval"]

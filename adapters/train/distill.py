@@ -31,6 +31,7 @@ from adapters.runtime.config import AuraConfig, LoraSettings, LossSettings, defa
 from adapters.runtime.embedding import AudioEmbedConfig
 from adapters.runtime.errors import AudioError, ManifestError
 from adapters.runtime.features import num_frames
+from adapters.runtime.text import wer
 from adapters.train.losses import (
     LayerProjections,
     TeacherStandardizer,
@@ -94,6 +95,7 @@ class DistillSettings:
     save_every: int = 200
     log_every: int = 10
     cache_dir: str | None = None
+    log_with: str | None = "tensorboard"  # an accelerate tracker, writing under OUTPUT/logs; None: aura.json only
     # False: the teacher runs on each training batch (no grad, on the training device) instead of once
     # per clip up front into a disk cache held in memory, which at LibriSpeech scale would not fit.
     teacher_cache: bool = True
@@ -269,6 +271,17 @@ def _samples(student: Student, examples) -> list[dict]:
     return out
 
 
+def _flat(settings: dict, prefix: str = "") -> dict:
+    """Settings as the flat scalars a tracker's hyperparameters take."""
+    out = {}
+    for k, v in settings.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v if isinstance(v, int | float | str | bool) else json.dumps(v, default=str)
+    return out
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -298,7 +311,8 @@ def distill(s: DistillSettings) -> AuraConfig:
     random.seed(s.seed)
     # Unused parameters are normal here: the projections in an oracle run, the upper layers' LoRA in
     # the distillation-only stage.
-    accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum,
+    accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum, log_with=s.log_with,
+                              project_dir=os.path.join(s.output, "logs"),
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     show = s.progress and accelerator.is_main_process
 
@@ -456,7 +470,10 @@ def distill(s: DistillSettings) -> AuraConfig:
                else _batches_in_memory(train, train_states, s.batch_size, rank, world))
     objective.train()
     bar = tqdm(total=s.steps, initial=step, desc="distilling", disable=not show, unit="step")
-    t0 = time.time()
+    t0 = last_log = time.time()
+    logged_step = step
+    if s.log_with:
+        accelerator.init_trackers(os.path.basename(os.path.normpath(s.output)), config=_flat(asdict(s)))
 
     def finished() -> bool:
         done = step >= s.steps or (s.max_minutes is not None and step > s.warmup_steps and progress(step) >= 1.0)
@@ -491,12 +508,20 @@ def distill(s: DistillSettings) -> AuraConfig:
                              strict=True))  # the mean over processes: the loss of the whole batch
             history["train"].append({"step": step, "time_s": round(time.time() - t0, 1), **{k: round(v, 5) for k, v in parts.items()}})
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+            seen = s.batch_size * s.grad_accum * accelerator.num_processes * (step - logged_step)
+            accelerator.log({**{f"train/{k}": v for k, v in parts.items()}, "train/lr_audio": optimizer.param_groups[1]["lr"],
+                             "train/lr_lora": optimizer.param_groups[0]["lr"],
+                             "train/examples_per_s": seen / max(1e-9, time.time() - last_log)}, step=step)
+            last_log, logged_step = time.time(), step
         if evals and (step % s.eval_every == 0 or last):
             metrics = evaluate(raw_student, raw_proj, evals, eval_states, s.batch_size, with_task)
             metrics |= {f"{k}_mean_baseline": v for k, v in mean_baseline_loss.items() if k == "distill"}
             samples = _samples(raw_student, evals[: s.eval_samples])
             history["eval"].append({"step": step, **{k: round(v, 5) for k, v in metrics.items()}, "samples": samples})
             save_if_best(metrics["loss"])
+            # WER of the few clips decoded greedily (eval_samples): a glimpse; `aura evaluate` gives the dev WER
+            accelerator.log({**{f"dev/{k}": v for k, v in metrics.items()},
+                             "dev/wer_samples": wer([x["reference"] for x in samples], [x["output"] for x in samples])}, step=step)
             if show:
                 tqdm.write(f"step {step}: eval " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
                 for x in samples:
@@ -505,4 +530,5 @@ def distill(s: DistillSettings) -> AuraConfig:
             save()
     bar.close()
     accelerator.wait_for_everyone()
+    accelerator.end_training()
     return raw_student.cfg
