@@ -86,6 +86,10 @@ def add_distill(sub) -> None:
     p.add_argument("--save-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=10, help="steps between recorded training losses")
     p.add_argument("--cache-dir", help="teacher-state cache (default: OUTPUT/teacher_cache)")
+    p.add_argument("--base-dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the frozen base LLM's weights (bfloat16 for large students on GPU; the LoRA and audio layer stay fp32)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute the LLM's activations during backward: less memory, about a third more compute")
     p.add_argument("--log-with", choices=["tensorboard", "none"], default="tensorboard",
                    help="tracker for losses, learning rates, examples/s and dev metrics, under OUTPUT/logs "
                         "(`tensorboard --logdir OUTPUT/logs`); aura.json keeps the history either way")
@@ -112,7 +116,7 @@ def run_distill(a) -> None:
                             standardize=a.standardize_teacher),
         layer_map=a.layer_map, transcribe_instruction=a.instruction, max_audio_seconds=a.max_audio_seconds,
         seed=a.seed, eval_every=a.eval_every, save_every=a.save_every, log_every=a.log_every, cache_dir=a.cache_dir,
-        teacher_cache=a.teacher_cache, log_with=None if a.log_with == "none" else a.log_with,
+        teacher_cache=a.teacher_cache, base_dtype=a.base_dtype, gradient_checkpointing=a.gradient_checkpointing, log_with=None if a.log_with == "none" else a.log_with,
         resume=a.resume, progress=not a.no_progress,
     )
     cfg = distill(s)

@@ -9,7 +9,7 @@ import torch
 from adapters.data.manifest import read_manifest
 from adapters.runtime.audio import load_audio
 from adapters.runtime.bundle import Bundle
-from adapters.runtime.config import AuraConfig, LossSettings
+from adapters.runtime.config import AuraConfig, LoraSettings, LossSettings
 from adapters.runtime.errors import ManifestError
 from adapters.train.distill import DistillSettings, distill
 from adapters.train.export import export_bundle
@@ -45,6 +45,23 @@ def test_checkpoint_records_every_choice(trained):
     assert cfg.layer_map and cfg.lora.rank == 16 and cfg.audio_embed.stride == 4
     assert cfg.losses.cosine_weight == 1.0 and cfg.training["steps"] == 40
     assert os.path.isdir(os.path.join(out, "lora")) and os.path.isfile(os.path.join(out, "training_state.pt"))
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tiny, speech_corpus, tmp_path):
+    plain = distill(settings(tiny, speech_corpus, str(tmp_path / "a"), steps=3, eval_every=3, lora=LoraSettings(dropout=0.0)))
+    ckpt = distill(settings(tiny, speech_corpus, str(tmp_path / "b"), steps=3, eval_every=3, lora=LoraSettings(dropout=0.0),
+                            gradient_checkpointing=True))
+    assert (plain.training["gradient_checkpointing"], ckpt.training["gradient_checkpointing"]) == (False, True)
+    for x, y in zip(plain.training["history"]["train"], ckpt.training["history"]["train"], strict=True):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5), (x, y)
+
+
+def test_a_bf16_base_keeps_the_trained_weights_fp32(tiny, speech_corpus, tmp_path):
+    distill(settings(tiny, speech_corpus, str(tmp_path / "c"), steps=2, eval_every=2, base_dtype="bfloat16"))
+    student = Student.create(AuraConfig.load(str(tmp_path / "c")), base_dtype=torch.bfloat16)
+    trained = {p.dtype for p in student.llm.parameters() if p.requires_grad} | {p.dtype for p in student.audio_embed.parameters()}
+    frozen = {p.dtype for p in student.llm.parameters() if not p.requires_grad}
+    assert trained == {torch.float32} and frozen == {torch.bfloat16}
 
 
 def test_training_is_logged_to_tensorboard(trained):

@@ -95,6 +95,8 @@ class DistillSettings:
     save_every: int = 200
     log_every: int = 10
     cache_dir: str | None = None
+    base_dtype: str = "float32"  # the frozen base LLM's weights: bfloat16 for large students on GPU
+    gradient_checkpointing: bool = False  # recompute the LLM's activations in backward: memory for compute
     log_with: str | None = "tensorboard"  # an accelerate tracker, writing under OUTPUT/logs; None: aura.json only
     # False: the teacher runs on each training batch (no grad, on the training device) instead of once
     # per clip up front into a disk cache held in memory, which at LibriSpeech scale would not fit.
@@ -333,12 +335,13 @@ def distill(s: DistillSettings) -> AuraConfig:
     state_path = os.path.join(s.output, STATE_FILE)
     resuming = s.resume and os.path.exists(state_path)
     if resuming:
-        student = Student.from_checkpoint(s.output, trainable=True, teacher=teacher)
+        student = Student.from_checkpoint(s.output, trainable=True, teacher=teacher, base_dtype=getattr(torch, s.base_dtype))
     else:
         from transformers import AutoConfig
 
         llm_cfg = AutoConfig.from_pretrained(s.llm).get_text_config()
-        student = Student.create(_build_config(s, teacher, llm_cfg.num_hidden_layers), teacher=teacher)
+        student = Student.create(_build_config(s, teacher, llm_cfg.num_hidden_layers), teacher=teacher,
+                                 base_dtype=getattr(torch, s.base_dtype))
         if s.teacher_init and not s.oracle:
             init_from_teacher(student.audio_embed, teacher)
     cfg = student.cfg
@@ -349,6 +352,8 @@ def distill(s: DistillSettings) -> AuraConfig:
     for layer_s, layer_t in cfg.layer_map:
         if not (1 <= layer_t <= teacher.num_layers):
             raise ValueError(f"layer map {layer_s}:{layer_t}: the teacher has hidden states 1..{teacher.num_layers}")
+    if s.gradient_checkpointing:
+        student.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     projections = LayerProjections(cfg.layer_map, cfg.audio_embed.hidden_size, teacher.hidden_size, bias=not cfg.losses.standardize)
     student.to(accelerator.device)
 
@@ -418,6 +423,7 @@ def distill(s: DistillSettings) -> AuraConfig:
             "batch_size": s.batch_size,  # per process
             "grad_accum": s.grad_accum,
             "processes": accelerator.num_processes,
+            "gradient_checkpointing": raw_student.llm.get_base_model().is_gradient_checkpointing,  # as the model runs
             "lr": s.lr,
             "seed": s.seed,
             "manifest": os.path.abspath(s.manifest) if s.manifest else None,

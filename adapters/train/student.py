@@ -90,12 +90,13 @@ class Student(torch.nn.Module):
         self._templates: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
 
     @classmethod
-    def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True, teacher=None) -> Student:
+    def create(cls, cfg: AuraConfig, *, lora_init: bool | str = True, teacher=None, base_dtype: torch.dtype = torch.float32) -> Student:
         """A fresh student from the base LLM in cfg.base_llm: LoRA attached, audio layer initialised
-        (`teacher`: the loaded teacher, which an encoder-kept oracle reuses)."""
+        (`teacher`: the loaded teacher, which an encoder-kept oracle reuses). `base_dtype` is the frozen
+        base weights' (bf16 halves a large student's memory); the LoRA and the audio layer stay fp32."""
         from peft import LoraConfig, get_peft_model
 
-        llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
+        llm = load_causal_lm(cfg.base_llm, dtype=base_dtype)
         tokenizer = load_tokenizer(cfg.base_llm)
         cfg.audio_embed.hidden_size = llm.config.get_text_config().hidden_size
         cfg.audio_embed.init_scale = embedding_rms(llm.get_input_embeddings())
@@ -111,11 +112,12 @@ class Student(torch.nn.Module):
         return cls(get_peft_model(llm, lora), new_audio_front_end(cfg, teacher), tokenizer, cfg)
 
     @classmethod
-    def from_checkpoint(cls, directory: str, *, trainable: bool = False, teacher=None) -> Student:
+    def from_checkpoint(cls, directory: str, *, trainable: bool = False, teacher=None,
+                        base_dtype: torch.dtype = torch.float32) -> Student:
         from peft import PeftModel
 
         cfg = AuraConfig.load(directory)
-        llm = load_causal_lm(cfg.base_llm, dtype=torch.float32)
+        llm = load_causal_lm(cfg.base_llm, dtype=base_dtype)
         llm = PeftModel.from_pretrained(llm, os.path.join(directory, LORA_DIR), is_trainable=trainable)
         audio = new_audio_front_end(cfg, teacher)
         audio.load_state_dict(audio_embed_weights(directory))
