@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import os
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -109,14 +111,16 @@ def sse(obj) -> str:
 
 
 async def stream_events(state: ServerState, prepared: Prepared, render) -> AsyncIterator[str]:
-    """SSE body; `render(kind, payload)` shapes events. When the client disconnects Starlette cancels
-    this generator, which closes the engine's stream and so aborts the engine request."""
+    """SSE body; `render(kind, payload)` shapes events. When the client disconnects, ClosingStream
+    closes this generator, which closes the pipeline's and the engine's streams in turn (aclosing at
+    each level) and so aborts the engine request and frees the slot, at once."""
     try:
         for first in render("start", None):
             yield sse(first)
-        async for delta in state.pipeline.generate(prepared):
-            for event in render("delta", delta):
-                yield sse(event)
+        async with contextlib.aclosing(state.pipeline.generate(prepared)) as deltas:
+            async for delta in deltas:
+                for event in render("delta", delta):
+                    yield sse(event)
         for event in render("done", prepared.result):
             yield sse(event)
     except Exception as e:  # the response has started: report the failure in the stream
@@ -126,8 +130,22 @@ async def stream_events(state: ServerState, prepared: Prepared, render) -> Async
     yield sse("[DONE]")
 
 
+class ClosingStream(StreamingResponse):
+    """A StreamingResponse that closes its body when it stops early. Starlette cancels the sending task
+    when the client disconnects; if that lands while a chunk is being sent rather than while the body
+    awaits its next token, the body generator is left suspended and only the garbage collector would
+    close it (and abort the engine request, and free the slot)."""
+
+    async def stream_response(self, send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            with anyio.CancelScope(shield=True):  # this task is being cancelled: the close must still run
+                await self.body_iterator.aclose()
+
+
 def _sse_response(body: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return ClosingStream(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _request_id(request: Request) -> str:

@@ -10,6 +10,7 @@ streamed request fails cleanly before its first byte; `generate` streams text de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -172,14 +173,15 @@ class Pipeline:
         r = p.result
         metrics.IN_FLIGHT.labels(p.job.mode).inc()
         try:
-            async for delta in p.engine.generate(p.request):
-                if "ttft" not in r.timings_ms:
-                    r.timings_ms["ttft"] = _ms(p.t0)
-                r.completion_tokens = delta.completion_tokens
-                r.finish_reason = delta.finish_reason or r.finish_reason
-                if delta.text:
-                    r.text += delta.text
-                    yield delta.text
+            async with contextlib.aclosing(p.engine.generate(p.request)) as deltas:
+                async for delta in deltas:
+                    if "ttft" not in r.timings_ms:
+                        r.timings_ms["ttft"] = _ms(p.t0)
+                    r.completion_tokens = delta.completion_tokens
+                    r.finish_reason = delta.finish_reason or r.finish_reason
+                    if delta.text:
+                        r.text += delta.text
+                        yield delta.text
             r.timings_ms.setdefault("ttft", _ms(p.t0))
             r.timings_ms["total"] = _ms(p.t0)
             metrics.observe(p.job.mode, r.timings_ms, r.audio_seconds, r.prompt_tokens, r.audio_tokens, r.completion_tokens)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -72,11 +73,13 @@ class InProcessEngine:
         )
         prompt = {"prompt_embeds": req.prompt_embeds} if req.prompt_embeds is not None else {"prompt_token_ids": req.prompt_token_ids}
         total = 0
-        # Closing this generator early (client gone) closes vLLM's, which aborts the request.
+        # Closing this generator early (client gone) closes vLLM's, which aborts the request: at once
+        # (aclosing), not whenever the garbage collector reaches it.
         try:
-            async for out in self._llm.generate(prompt, params, req.request_id):
-                c = out.outputs[0]
-                total += len(c.token_ids)
-                yield TokenDelta(c.text, total, c.finish_reason)
+            async with contextlib.aclosing(self._llm.generate(prompt, params, req.request_id)) as outputs:
+                async for out in outputs:
+                    c = out.outputs[0]
+                    total += len(c.token_ids)
+                    yield TokenDelta(c.text, total, c.finish_reason)
         except EngineDeadError as e:
             raise EngineDead(self.name) from e
