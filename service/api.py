@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
 import json
 import os
 import time
@@ -48,13 +49,22 @@ def ready_pipeline(request: Request) -> Pipeline:
     return state.pipeline
 
 
+def _known_key(token: str, keys) -> bool:
+    """Compares with every key in constant time (hmac.compare_digest), so response timing tells an
+    attacker nothing about how much of a guess was right."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(token.encode(), key.encode())
+    return found
+
+
 def require_api_key(request: Request) -> None:
     keys = get_state(request).settings.api_keys
     if not keys:
         return
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() not in keys:
+    if scheme.lower() != "bearer" or not _known_key(token.strip(), keys):
         raise APIError(401, "missing or invalid API key (send Authorization: Bearer KEY)", type="authentication_error",
                        code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -173,7 +183,7 @@ async def speech_chat(
     max_tokens: Annotated[int | None, Form(ge=1)] = None,
     temperature: Annotated[float, Form(ge=0.0, le=2.0)] = 0.0,
     top_p: Annotated[float, Form(gt=0.0, le=1.0)] = 1.0,
-    seed: Annotated[int | None, Form()] = None,
+    seed: Annotated[int | None, Form(ge=-(2**63), le=2**63 - 1)] = None,
     stream: Annotated[bool, Form()] = False,
     ignore_eos: Annotated[bool, Form(description="vLLM extension: always generate max_tokens tokens")] = False,
 ):
@@ -213,8 +223,13 @@ def _decode_b64(data: str, param: str) -> bytes:
         raise bad_request("input_audio.data is not valid base64", param=param, code="invalid_base64") from None
 
 
-def chat_messages(req: ChatCompletionRequest) -> tuple[list[dict], list[AudioInput]]:
-    """OpenAI messages → pipeline messages (audio parts as placeholders) and the audio, in order."""
+def chat_messages(req: ChatCompletionRequest, max_audio_parts: int) -> tuple[list[dict], list[AudioInput]]:
+    """OpenAI messages → pipeline messages (audio parts as placeholders) and the audio, in order.
+    The number of audio parts is checked first, before any of them is decoded."""
+    count = sum(1 for m in req.messages if not isinstance(m.content, str) for p in m.content if p.type == "input_audio")
+    if count > max_audio_parts:
+        raise bad_request(f"the request has {count} audio parts; at most {max_audio_parts} are accepted per request",
+                          param="messages", code="too_many_audio_parts")
     messages, audio = [], []
     for i, m in enumerate(req.messages):
         role = "system" if m.role == "developer" else m.role
@@ -252,7 +267,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
     state = get_state(request)
     mode = _resolve_model(state, body.model)
     _set_mode(request, mode)
-    messages, audio = chat_messages(body)
+    messages, audio = chat_messages(body, state.settings.max_audio_parts)
     job = ChatJob(mode, messages, audio, _request_id(request), body.max_completion_tokens or body.max_tokens,
                   body.temperature, body.top_p, body.seed, body.ignore_eos)
     cid, created = f"chatcmpl-{job.request_id}", int(time.time())

@@ -83,12 +83,13 @@ def _ms(since: float) -> float:
 
 class Pipeline:
     def __init__(self, bundle: Bundle, engine: Engine, *, cascade_engine: Engine | None, asr: ASR | None,
-                 max_audio_seconds: float, default_max_tokens: int):
+                 max_audio_seconds: float, max_request_audio_seconds: float, default_max_tokens: int):
         self.bundle = bundle
         self.engine = engine
         self.cascade_engine = cascade_engine
         self.asr = asr
         self.max_audio_seconds = max_audio_seconds
+        self.max_request_audio_seconds = max_request_audio_seconds
         self.default_max_tokens = default_max_tokens
 
     @property
@@ -102,12 +103,17 @@ class Pipeline:
 
     async def decode(self, audio: list[AudioInput], result: ChatResult) -> list[np.ndarray]:
         t = time.perf_counter()
-        waves = []
-        for a in audio:
+        waves, seconds = [], 0.0
+        for a in audio:  # each clip is bounded, and so is their sum, before any of them is embedded
             try:
-                waves.append(await to_thread.run_sync(lambda a=a: decode_audio(a.data, max_seconds=self.max_audio_seconds, name=a.param)))
+                wave = await to_thread.run_sync(lambda a=a: decode_audio(a.data, max_seconds=self.max_audio_seconds, name=a.param))
             except AudioError as e:
                 raise bad_request(str(e), param=a.param, code="invalid_audio") from None
+            seconds += wave.shape[0] / SAMPLE_RATE
+            if seconds > self.max_request_audio_seconds:
+                raise bad_request(f"the request's audio is {seconds:.1f} s long in all; the limit is "
+                                  f"{self.max_request_audio_seconds:g} s per request", param=a.param, code="audio_too_long")
+            waves.append(wave)
         result.timings_ms["decode"] = _ms(t)
         result.audio_seconds = round(sum(w.shape[0] for w in waves) / SAMPLE_RATE, 3)
         return waves

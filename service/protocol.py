@@ -6,11 +6,19 @@ and never URLs: the only audio part is `input_audio` with base64 data.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg", "opus", "webm", "m4a", "mp4", "aac", "pcm16")
+# vLLM's own API bounds the seed to int64; past it the engine fails, which is the client's fault, not a 500.
+SEED = Field(None, ge=-(2**63), le=2**63 - 1, description="sampling seed (a 64-bit integer)")
+# OpenAI chat parameters this server does not implement. Each is refused by name (400) rather than
+# ignored, so that a client asking for tools, log-probabilities or stop sequences does not silently
+# get an answer without them; a value that asks for nothing (null, false, 0, [], {"type": "text"}) passes.
+UNSUPPORTED_CHAT_PARAMETERS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls", "logprobs",
+                               "top_logprobs", "response_format", "logit_bias", "stop", "presence_penalty",
+                               "frequency_penalty", "modalities", "audio", "prediction", "web_search_options")
 
 
 class _Strict(BaseModel):
@@ -45,18 +53,29 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(_Strict):
+# Declared so that each can be refused by name (ChatCompletionRequest._refuse_unsupported).
+_WithUnsupported = create_model("_WithUnsupported", __base__=_Strict, **{
+    name: (Any, Field(None, description="not supported: refused unless it asks for nothing")) for name in UNSUPPORTED_CHAT_PARAMETERS})
+
+
+class ChatCompletionRequest(_WithUnsupported):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = SEED
     ignore_eos: bool = Field(False, description="vLLM extension: generate max_tokens tokens whatever the model says")
     n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
     stream: bool = False
     stream_options: StreamOptions | None = None
+    @field_validator(*UNSUPPORTED_CHAT_PARAMETERS)
+    @classmethod
+    def _refuse_unsupported(cls, value):
+        if value not in (None, False, 0, [], {}, {"type": "text"}, ["text"]):
+            raise ValueError("not supported by this server")
+        return value
 
 
 class Usage(BaseModel):

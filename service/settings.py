@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     enforce_eager: bool = Field(True, description="skip CUDA graphs / torch.compile (faster start, CPU-friendly)")
 
     max_audio_seconds: float = Field(30.0, gt=0, description="longest accepted clip")
+    max_audio_parts: int = Field(4, gt=0, description="audio parts in one chat request")
+    max_request_audio_seconds: float = Field(60.0, gt=0, description="audio in one request, all its parts together, in seconds")
     max_upload_mb: float = Field(25.0, gt=0, description="largest accepted request body (multipart or JSON)")
     max_concurrency: int = Field(16, gt=0, description="requests processed at once")
     max_queue: int = Field(64, ge=0, description="requests waiting for a slot; past it: 429")

@@ -94,7 +94,8 @@ class ServerState:
         await engine.start()
         self.engines.append(engine)
         self.pipeline = Pipeline(bundle, engine, cascade_engine=cascade_engine, asr=asr,
-                                 max_audio_seconds=s.max_audio_seconds, default_max_tokens=s.default_max_tokens)
+                                 max_audio_seconds=s.max_audio_seconds, max_request_audio_seconds=s.max_request_audio_seconds,
+                                 default_max_tokens=s.default_max_tokens)
         self.ready = True
         log.info("ready", extra={"model": self.model_name, "cascade": cascade_engine is not None, "engine": s.engine})
 

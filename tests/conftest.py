@@ -17,6 +17,7 @@ import soundfile as sf
 MAX_AUDIO_S = 10
 MAX_UPLOAD_MB = 1
 MAX_MODEL_LEN = 512
+MAX_REQUEST_AUDIO_S = 20
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -105,6 +106,7 @@ def server(tiny):
     from benchmarks.server_process import aura_serve
 
     proc = aura_serve("--bundle", tiny["bundle"], "--max-audio-seconds", str(MAX_AUDIO_S), "--max-upload-mb", str(MAX_UPLOAD_MB),
+                      "--max-request-audio-seconds", str(MAX_REQUEST_AUDIO_S),
                       "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15").wait_ready()
     yield proc
     proc.stop()

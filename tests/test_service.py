@@ -10,9 +10,18 @@ import time
 
 import httpx
 import numpy as np
+import openai
 import pytest
 import soundfile as sf
-from conftest import MAX_AUDIO_S, MAX_MODEL_LEN, MAX_UPLOAD_MB, encode_pyav, tone, wav_bytes
+from conftest import (
+    MAX_AUDIO_S,
+    MAX_MODEL_LEN,
+    MAX_REQUEST_AUDIO_S,
+    MAX_UPLOAD_MB,
+    encode_pyav,
+    tone,
+    wav_bytes,
+)
 from helpers import audio_part, metric, speech_chat, sse_events
 
 from adapters.runtime.bundle import Bundle
@@ -171,6 +180,8 @@ def _bad_requests(speech_wav: bytes, model: str) -> list[tuple[str, dict, int]]:
         (chat, {"json": {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}}, 404),
         (chat, {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
         (chat, {"json": {"model": model, "messages": [{"role": "user", "content": "hi"}], "n": 3}}, 400),
+        (chat, {"json": {"model": model, "messages": [{"role": "user", "content": "hi"}], "seed": 18446744073709551621}}, 400),
+        (sc, {"files": {"audio": ("x.wav", speech_wav)}, "data": {"seed": "18446744073709551621"}}, 400),
         ("/v1/audio/transcriptions", {"files": {"file": ("x.wav", speech_wav)}, "data": {"model": model, "response_format": "srt"}}, 400),
         ("/v1/audio/transcriptions", {"files": {"file": ("x.wav", speech_wav)}, "data": {"model": "nope"}}, 404),
         ("/v1/audio/transcriptions", {"data": {"model": model}}, 400),
@@ -185,6 +196,35 @@ def test_bad_input_gets_4xx_in_openai_shape_and_server_keeps_serving(server, spe
         assert set(err) == {"message", "type", "param", "code"} and err["message"], err
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
     assert speech_chat(server, speech_wav, max_tokens=2).status_code == 200
+
+
+@pytest.mark.parametrize("param,value", [("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+                                         ("logprobs", True), ("response_format", {"type": "json_object"}), ("stop", ["\n"]),
+                                         ("frequency_penalty", 0.5)])
+def test_unsupported_openai_parameters_are_refused_by_name(client, model, param, value):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2, **{param: value})
+    assert e.value.body["param"] == param and "not supported" in e.value.body["message"]
+
+
+def test_parameters_that_ask_for_nothing_pass(client, model):
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2, logprobs=False,
+                                       response_format={"type": "text"}, tools=None, seed=2**63 - 1)
+    assert r.choices[0].message.content is not None
+
+
+def test_audio_parts_and_request_seconds_are_bounded(server, speech_wav, model):
+    def chat(parts: list[dict]) -> httpx.Response:
+        return httpx.post(server.url + "/v1/chat/completions", timeout=120, json={
+            "model": model, "max_tokens": 2, "messages": [{"role": "user", "content": parts}]})
+
+    r = chat([audio_part(speech_wav)] * 5)  # the limit is 4 parts
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_audio_parts", r.text
+    eight = audio_part(wav_bytes(tone(8, 8000), 8000, subtype="PCM_U8"))  # under MAX_AUDIO_S alone
+    r = chat([eight] * 3)  # 24 s together, over MAX_REQUEST_AUDIO_S
+    assert r.status_code == 400 and r.json()["error"]["code"] == "audio_too_long", r.text
+    assert f"{MAX_REQUEST_AUDIO_S} s per request" in r.json()["error"]["message"]
+    assert chat([eight] * 2).status_code == 200  # 16 s
 
 
 def test_context_length_error_is_explained(server, speech_wav, model):
