@@ -1,5 +1,9 @@
+import io
+import tracemalloc
+
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import encode_pyav, tone, wav_bytes
 
 from adapters.runtime.audio import decode_audio
@@ -58,3 +62,49 @@ def test_bad_audio_is_a_clear_error(data, message):
 def test_duration_limit():
     with pytest.raises(AudioError, match="limit is 2 s"):
         decode_audio(wav_bytes(tone(3.0)), max_seconds=2)
+
+
+def _peak_bytes(fn) -> int:
+    """Peak memory that Python and numpy allocate while fn runs (numpy reports to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def _refused(data: bytes, max_seconds: float = 30):
+    def run():
+        with pytest.raises(AudioError, match=f"the limit is {max_seconds:g} s"):
+            decode_audio(data, max_seconds=max_seconds)
+    return run
+
+
+def test_a_decompression_bomb_is_refused_from_its_header():
+    # A minute of 8-channel 192 kHz digital silence: a few hundred KB as FLAC, 370 MB as float32 samples.
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=192_000, channels=8, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(60):
+            f.write(np.zeros((192_000, 8), np.int16))
+    data = buf.getvalue()
+    assert len(data) < 2_000_000
+    assert _peak_bytes(_refused(data)) < 4 * len(data)  # the header is read, not the samples
+
+
+def test_many_channels_are_downmixed_a_block_at_a_time():
+    # 20 s at 8 channels, 192 kHz (within the limit): decoded whole it would be 123 MB of float32.
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=192_000, channels=8, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(20):
+            f.write(np.zeros((192_000, 8), np.int16))
+    peak = _peak_bytes(lambda: decode_audio(buf.getvalue(), max_seconds=30))
+    assert peak < 60 * 2**20  # the mono signal at 192 kHz (15 MB) and its resampling, not 8 channels of it
+
+
+def test_pyav_stops_decoding_at_the_limit():
+    # Five minutes in a container libsndfile cannot read: 19 MB of samples decoded whole, twice that
+    # with the final concatenation; stopped at 30 s, about a tenth.
+    data = encode_pyav(tone(300.0, 16000), 16000, "webm", "libopus")
+    assert _peak_bytes(_refused(data)) < 8 * 2**20

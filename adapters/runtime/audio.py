@@ -38,42 +38,75 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int]:
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return samples, rate
+# Blocks of this many frames are read and downmixed one at a time, so a file's many channels or high
+# sample rate never sit in memory all at once.
+BLOCK_FRAMES = 1 << 16
 
 
-def _decode_pyav(data: bytes) -> tuple[np.ndarray, int]:
+def _too_long(seconds: float, max_seconds: float | None) -> None:
+    if max_seconds is not None and seconds > max_seconds:
+        raise AudioError(f"the audio is {seconds:.1f} s long; the limit is {max_seconds:g} s")
+
+
+def _decode_soundfile(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Mono samples and their rate. The declared length is checked before anything is decoded, and
+    the decoded length as it grows (a header can lie): a small file of long multichannel silence (a
+    decompression bomb) is refused for the few bytes of its header, not after gigabytes of samples."""
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        rate = f.samplerate
+        if f.frames > 0:
+            _too_long(f.frames / rate, max_seconds)
+        limit = None if max_seconds is None else int(max_seconds * rate) + 1
+        mono, frames = [], 0
+        for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+            frames += block.shape[0]
+            if limit is not None and frames > limit:
+                _too_long(frames / rate, max_seconds)
+            mono.append(block.mean(axis=1))
+    return (np.concatenate(mono) if mono else np.zeros(0, np.float32)), rate
+
+
+def _decode_pyav(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Mono 16 kHz samples through FFmpeg, with the same bounds: the container's declared duration
+    first, then the decoded length, frame by frame."""
     import av  # imported lazily: FFmpeg is only needed for containers libsndfile cannot read
 
     chunks: list[np.ndarray] = []
+    samples = 0
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.audio:
             raise AudioError("the file has no audio stream")
+        if container.duration:  # microseconds, when the container declares it
+            _too_long(container.duration / 1e6, max_seconds)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
+                samples += chunks[-1].shape[0]
+            _too_long(samples / SAMPLE_RATE, max_seconds)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
     if not chunks:
-        return np.zeros((0, 1), np.float32), SAMPLE_RATE
-    return np.concatenate(chunks).astype(np.float32)[:, None], SAMPLE_RATE
+        return np.zeros(0, np.float32), SAMPLE_RATE
+    return np.concatenate(chunks).astype(np.float32), SAMPLE_RATE
 
 
 def decode_audio(data: bytes, *, max_seconds: float | None = None, name: str = "audio") -> np.ndarray:
-    """Decode any supported file's bytes to mono 16 kHz float32; raise AudioError naming `name`."""
+    """Decode any supported file's bytes to mono 16 kHz float32; raise AudioError naming `name`.
+    With max_seconds, work is bounded before it is done: see _decode_soundfile."""
     if not data:
         raise AudioError(f"{name}: the file is empty")
     try:
-        samples, rate = _decode_soundfile(data)
-    except Exception:
         try:
-            samples, rate = _decode_pyav(data)
-        except AudioError as e:
-            raise AudioError(f"{name}: {e}") from None
-        except Exception as e:
-            raise AudioError(f"{name}: not a readable audio file ({type(e).__name__})") from None
+            samples, rate = _decode_soundfile(data, max_seconds)
+        except AudioError:
+            raise
+        except Exception:
+            samples, rate = _decode_pyav(data, max_seconds)
+    except AudioError as e:
+        raise AudioError(f"{name}: {e}") from None
+    except Exception as e:
+        raise AudioError(f"{name}: not a readable audio file ({type(e).__name__})") from None
     wave = to_mono_16k(samples, rate)
     check_duration(wave, max_seconds=max_seconds, name=name)
     return wave
