@@ -80,9 +80,10 @@ def _set_mode(request: Request, mode: str) -> None:
     request.state.mode = mode  # read by the access-log / metrics middleware
 
 
-async def _watch_disconnect(request: Request, task: asyncio.Task) -> None:
+async def _watch_disconnect(request: Request, task: asyncio.Task, client_left: asyncio.Event) -> None:
     while not task.done():
         if await request.is_disconnected():
+            client_left.set()
             task.cancel()
             return
         await asyncio.sleep(0.1)
@@ -92,11 +93,14 @@ async def run_to_completion(request: Request, state: ServerState, job: ChatJob) 
     """Run a non-streamed job; a client that goes away cancels it, which aborts the engine request."""
     async with state.limiter.slot():
         task = asyncio.ensure_future(state.pipeline.complete(job))
-        watcher = asyncio.ensure_future(_watch_disconnect(request, task))
+        client_left = asyncio.Event()
+        watcher = asyncio.ensure_future(_watch_disconnect(request, task, client_left))
         try:
             return await task
         except asyncio.CancelledError:
-            raise APIError(499, "client closed the request", code="client_closed") from None
+            if client_left.is_set():
+                raise APIError(499, "client closed the request", code="client_closed") from None
+            raise  # the server is cancelling this request (shutting down): not the client's doing
         except APIError:
             raise
         except Exception as e:

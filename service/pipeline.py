@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from service.asr import ASR
 from service.engines.base import Engine, EngineDead, EngineRequest
 from service.engines.remote import RemoteEngineError
 from service.errors import APIError, bad_request
+
+log = logging.getLogger("aura.server")
 
 Mode = Literal["aura", "cascade"]
 
@@ -217,12 +220,19 @@ class Pipeline:
 
 
 def engine_failure(e: Exception) -> APIError:
-    """A server-side failure: 503 when an in-process engine has died (only a restart helps), 502 when
-    the remote vLLM failed or cannot be reached, 500 otherwise."""
+    """A failure past admission: 503 when an in-process engine has died (only a restart helps); 400
+    when the remote vLLM refused the request as malformed (its message passed on: the client can fix
+    it); 502 when the remote vLLM failed or cannot be reached, 500 otherwise. Those last two say
+    nothing of the cause to the client (it may name internal hosts); the server log has it, under the
+    request id the response carries."""
     if isinstance(e, EngineDead):
         return engine_dead([e.engine])
-    return APIError(502 if isinstance(e, RemoteEngineError) else 500, f"the engine failed: {e}",
-                    type="server_error", code="engine_error")
+    if isinstance(e, RemoteEngineError) and e.status in (400, 413, 422):
+        return APIError(400, f"the model server refused the request: {e.detail}", code="invalid_request")
+    log.error("engine failure", exc_info=e)
+    remote = isinstance(e, RemoteEngineError)
+    return APIError(502 if remote else 500, f"the {'model server' if remote else 'engine'} failed; the server log has the "
+                    "details under this response's X-Request-Id", type="server_error", code="engine_error")
 
 
 def engine_dead(engines: list[str]) -> APIError:

@@ -30,3 +30,57 @@ def test_api_keys_match_whole_keys_only():
 
     assert _known_key("key-1", ["key-0", "key-1"])
     assert not any(_known_key(t, ["key-1"]) for t in ("key-", "key-1x", "", "ключ-1"))
+
+
+class _Stub:
+    """Just enough of a request and a server state for api.run_to_completion."""
+
+    def __init__(self, disconnects: bool):
+        self.disconnects = disconnects
+        self.limiter = ConcurrencyLimiter(max_concurrency=1, max_queue=0, queue_timeout_s=1)
+        self.pipeline = self
+
+    async def is_disconnected(self) -> bool:
+        return self.disconnects
+
+    async def complete(self, job):
+        await asyncio.sleep(60)
+
+
+def test_a_client_that_leaves_is_499_but_a_server_cancellation_stays_one():
+    from service.api import run_to_completion
+
+    async def client_leaves():
+        stub = _Stub(disconnects=True)
+        with pytest.raises(APIError) as e:
+            await run_to_completion(stub, stub, None)
+        return e.value.status
+
+    assert asyncio.run(client_leaves()) == 499
+
+    async def server_shuts_down():
+        stub = _Stub(disconnects=False)
+        task = asyncio.ensure_future(run_to_completion(stub, stub, None))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await stub.limiter.acquire()  # the slot was given back (max_queue=0: a held slot would be a 429)
+
+    asyncio.run(server_shuts_down())
+
+
+def test_engine_failures_keep_internal_details_in_the_log(caplog):
+    from service.engines.remote import RemoteEngineError
+    from service.pipeline import engine_failure
+
+    internal = RemoteEngineError("cannot reach the remote vLLM at http://10.0.0.7:8000: ConnectError(...)")
+    e = engine_failure(internal)
+    assert e.status == 502 and "10.0.0.7" not in e.body()["error"]["message"]
+    assert "10.0.0.7" in caplog.text
+    e = engine_failure(RuntimeError("token /srv/secret/path"))
+    assert e.status == 500 and "/srv/secret" not in e.body()["error"]["message"]
+    refused = RemoteEngineError('remote vLLM answered 400: {"error": {"message": "max_tokens is too large"}}', 400,
+                                "max_tokens is too large")
+    e = engine_failure(refused)
+    assert e.status == 400 and e.body()["error"]["message"].endswith("max_tokens is too large")

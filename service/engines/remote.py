@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import torch
+from anyio import to_thread
 
 from service.engines.base import EngineRequest, TokenDelta
 
@@ -18,7 +19,12 @@ log = logging.getLogger("aura.engine")
 
 
 class RemoteEngineError(RuntimeError):
-    pass
+    """The remote vLLM failed, could not be reached, or (with `status` 4xx) refused the request."""
+
+    def __init__(self, message: str, status: int | None = None, detail: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail  # vLLM's own message, for a refusal that is the client's to fix
 
 
 def tensor_to_base64(x: torch.Tensor) -> str:
@@ -68,7 +74,8 @@ class RemoteEngine:
         if req.seed is not None:
             body["seed"] = req.seed
         if req.prompt_embeds is not None:
-            body["prompt_embeds"] = tensor_to_base64(req.prompt_embeds)
+            # torch.save + base64 of a few MB: off the event loop, which serves every other request
+            body["prompt_embeds"] = await to_thread.run_sync(tensor_to_base64, req.prompt_embeds)
         else:
             body["prompt"] = req.prompt_token_ids
         try:
@@ -85,7 +92,11 @@ class RemoteEngine:
         async with self._client.stream("POST", "/v1/completions", json=body, headers={"X-Request-Id": request_id}) as r:
             if r.status_code != 200:
                 detail = (await r.aread()).decode(errors="replace")[:500]
-                raise RemoteEngineError(f"remote vLLM answered {r.status_code}: {detail}")
+                try:
+                    message = json.loads(detail).get("error", {}).get("message") or detail
+                except (ValueError, AttributeError):
+                    message = detail
+                raise RemoteEngineError(f"remote vLLM answered {r.status_code}: {detail}", r.status_code, str(message)[:300])
             total = 0
             async for line in r.aiter_lines():
                 if not line.startswith("data:"):
