@@ -18,6 +18,9 @@ COPY service service
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt ".[cpu]" \
  && pip uninstall -y torchvision torchaudio torchcodec || true
 ENV AURA_HOST=0.0.0.0 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# Not root: the server needs to write only the default model's bundle (built on first use) and caches.
+RUN useradd --system --create-home --uid 10001 aura && mkdir -p /app/artifacts && chown aura /app/artifacts
+USER aura
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=300s CMD curl -fs http://localhost:8000/health || exit 1
 ENTRYPOINT ["aura"]
@@ -34,6 +37,8 @@ COPY service service
 # vllm and CUDA torch come with the base image; install the project beside them.
 RUN pip install --no-cache-dir ".[gpu]"
 ENV AURA_HOST=0.0.0.0 AURA_GPU_MEMORY_UTILIZATION=0.85 AURA_ENFORCE_EAGER=false HF_HUB_OFFLINE=1
+RUN useradd --system --create-home --uid 10001 aura && mkdir -p /app/artifacts && chown aura /app/artifacts
+USER aura
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=300s CMD curl -fs http://localhost:8000/health || exit 1
 ENTRYPOINT ["aura"]

@@ -7,6 +7,7 @@ and an environment variable (AURA_MAX_AUDIO_SECONDS), documented once.
 from __future__ import annotations
 
 import argparse
+import logging
 import typing
 
 from adapters import cli as adapters_cli
@@ -57,6 +58,8 @@ def run_serve(a) -> None:
 
     settings = settings_from_args(a)
     setup_logging(settings.log_level, settings.log_json)
+    if warning := settings.exposure_warning():
+        logging.getLogger("aura.server").warning(warning)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
                 timeout_graceful_shutdown=10)

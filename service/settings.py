@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(256, gt=0, description="completion length when a request gives none")
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated bearer keys; empty: no auth")
+    api_keys_file: str | None = Field(None, description="file of bearer keys, one per line, added to api_keys: keeps them out of "
+                                      "`ps` and the environment")
     log_level: str = Field("info", description="debug, info, warning, error")
     log_json: bool = Field(True, description="JSON log lines (one object per line, with the request id)")
 
@@ -53,6 +55,26 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return [k.strip() for k in v.split(",") if k.strip()]
         return v
+
+    @model_validator(mode="after")
+    def _read_keys_file(self):
+        if self.api_keys_file:
+            try:
+                with open(self.api_keys_file) as f:
+                    keys = [k.strip() for k in f if k.strip() and not k.lstrip().startswith("#")]
+            except OSError as e:
+                raise ValueError(f"api_keys_file {self.api_keys_file}: {e.strerror}") from None
+            if not keys:
+                raise ValueError(f"api_keys_file {self.api_keys_file} holds no key")
+            self.api_keys = [*self.api_keys, *keys]
+        return self
+
+    def exposure_warning(self) -> str | None:
+        """Serving beyond this machine with no key at all is allowed, but never silently."""
+        if self.api_keys or self.host in ("127.0.0.1", "localhost", "::1"):
+            return None
+        return (f"listening on {self.host}:{self.port} with no API key: anyone who can reach it can use the model; "
+                "set --api-keys-file (or AURA_API_KEYS)")
 
     @property
     def max_upload_bytes(self) -> int:

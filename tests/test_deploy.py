@@ -53,3 +53,15 @@ def test_dockerfile_has_cpu_and_gpu_targets():
     text = open(os.path.join(ROOT, "Dockerfile")).read()
     assert re.search(r"^FROM .* AS cpu$", text, re.M) and re.search(r"^FROM vllm/vllm-openai:.* AS gpu$", text, re.M)
     assert '".[cpu]"' in text and '".[gpu]"' in text
+
+
+def test_images_run_as_a_user_and_monitoring_stays_on_this_host():
+    text = open(os.path.join(ROOT, "Dockerfile")).read()
+    for stage in re.split(r"^FROM ", text, flags=re.M)[1:]:
+        users = re.findall(r"^USER (\S+)", stage, re.M)
+        assert users and users[-1] not in ("root", "0"), stage.splitlines()[0]
+    services = compose_config()["services"]
+    for name in ("prometheus", "grafana"):
+        # docker-compose v1 writes short syntax ("IP:HOST:CONTAINER"), v2 long syntax ({host_ip: ...})
+        ips = [p.get("host_ip") if isinstance(p, dict) else str(p).split(":")[0] for p in services[name]["ports"]]
+        assert ips and all(ip == "127.0.0.1" for ip in ips), services[name]["ports"]

@@ -84,3 +84,20 @@ def test_engine_failures_keep_internal_details_in_the_log(caplog):
                                 "max_tokens is too large")
     e = engine_failure(refused)
     assert e.status == 400 and e.body()["error"]["message"].endswith("max_tokens is too large")
+
+
+def test_api_keys_from_a_file_and_a_public_address_without_keys_warns(tmp_path):
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    keys = tmp_path / "keys"
+    keys.write_text("# the ops team's keys\nkey-a\n\n  key-b \n")
+    s = Settings(api_keys="key-0", api_keys_file=str(keys))
+    assert s.api_keys == ["key-0", "key-a", "key-b"]
+    assert s.exposure_warning() is None and Settings().exposure_warning() is None  # keys, or loopback only
+    assert "no API key" in Settings(host="0.0.0.0").exposure_warning()
+    (tmp_path / "empty").write_text("\n# nothing\n")
+    for path, match in ((tmp_path / "empty", "holds no key"), (tmp_path / "missing", "No such file")):
+        with pytest.raises(ValidationError, match=match):
+            Settings(api_keys_file=str(path))
