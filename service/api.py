@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hmac
 import json
 import os
 import time
@@ -49,27 +48,8 @@ def ready_pipeline(request: Request) -> Pipeline:
     return state.pipeline
 
 
-def _known_key(token: str, keys) -> bool:
-    """Compares with every key in constant time (hmac.compare_digest), so response timing tells an
-    attacker nothing about how much of a guess was right."""
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(token.encode(), key.encode())
-    return found
-
-
-def require_api_key(request: Request) -> None:
-    keys = get_state(request).settings.api_keys
-    if not keys:
-        return
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not _known_key(token.strip(), keys):
-        raise APIError(401, "missing or invalid API key (send Authorization: Bearer KEY)", type="authentication_error",
-                       code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-
-
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+# Bearer keys are checked by service.middleware.ApiKeyMiddleware, from the headers, before any body is read.
+v1 = APIRouter(prefix="/v1")
 PipelineDep = Annotated[Pipeline, Depends(ready_pipeline)]
 
 

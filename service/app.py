@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from service import metrics
 from service.api import STATIC_DIR, public, v1
 from service.errors import APIError
-from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from service.settings import Settings
 from service.state import ServerState
 
@@ -93,5 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)  # outside the body limit: who, before how much
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -26,10 +26,10 @@ def test_full_queue_is_429_and_timeout_is_503():
 
 
 def test_api_keys_match_whole_keys_only():
-    from service.api import _known_key
+    from service.middleware import known_key
 
-    assert _known_key("key-1", ["key-0", "key-1"])
-    assert not any(_known_key(t, ["key-1"]) for t in ("key-", "key-1x", "", "ключ-1"))
+    assert known_key("key-1", ["key-0", "key-1"])
+    assert not any(known_key(t, ["key-1"]) for t in ("key-", "key-1x", "", "ключ-1"))
 
 
 class _Stub:

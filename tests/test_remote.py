@@ -3,6 +3,9 @@ subprocess; also API keys, and the cascade switched off."""
 
 from __future__ import annotations
 
+import socket
+from urllib.parse import urlparse
+
 import httpx
 import openai
 import pytest
@@ -39,6 +42,16 @@ def test_api_keys_are_required(remote, speech_wav):
     assert r.status_code == 401
     assert httpx.get(remote.url + "/health").status_code == 200  # liveness stays open for orchestrators
     assert httpx.get(remote.url + "/v1/models", headers=auth("other-key")).status_code == 200
+
+
+def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(remote):
+    url = urlparse(remote.url)
+    head = (b"POST /v1/speech-chat HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 500000\r\n\r\n")
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        s.sendall(head + b"x" * 1000)  # 1 KB of the announced 500 KB, and no more
+        reply = s.recv(4096)  # a server that waited for the body would time out here
+    assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
 
 
 def test_remote_engine_gives_the_in_process_answer(remote, server, speech_wav):
