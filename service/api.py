@@ -253,7 +253,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
     _set_mode(request, mode)
     messages, audio = chat_messages(body, state.settings.max_audio_parts)
     job = ChatJob(mode, messages, audio, _request_id(request), body.max_completion_tokens or body.max_tokens,
-                  body.temperature, body.top_p, body.seed, body.ignore_eos)
+                  body.temperature, body.top_p, body.seed, body.ignore_eos, body.stop)
     cid, created = f"chatcmpl-{job.request_id}", int(time.time())
 
     if not body.stream:

@@ -53,6 +53,7 @@ class ChatJob:
     top_p: float = 1.0
     seed: int | None = None
     ignore_eos: bool = False
+    stop: list[str] | None = None
 
 
 @dataclass
@@ -165,7 +166,8 @@ class Pipeline:
         result.timings_ms["features"] = round(features, 2)
         result.timings_ms["embed"] = round(embed + _ms(t), 2)  # audio layer + prompt assembly
         result.audio_tokens = prompt.audio_tokens
-        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, prompt_embeds=prompt.embeds)
+        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, prompt_embeds=prompt.embeds,
+                             stop=job.stop)
 
     async def _cascade_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
         texts = iter(await self.transcribe_cascade(waves, result))
@@ -175,7 +177,8 @@ class Pipeline:
             for m in job.messages
         ]
         ids = await to_thread.run_sync(self.bundle.text_prompt_ids, messages)
-        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, prompt_token_ids=ids)
+        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, prompt_token_ids=ids,
+                             stop=job.stop)
 
     async def generate(self, p: Prepared) -> AsyncIterator[str]:
         """Stream text deltas; p.result is complete when the iterator ends normally."""

@@ -14,10 +14,10 @@ AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg", "opus", "webm", "m4a", "mp4", "aac
 # vLLM's own API bounds the seed to int64; past it the engine fails, which is the client's fault, not a 500.
 SEED = Field(None, ge=-(2**63), le=2**63 - 1, description="sampling seed (a 64-bit integer)")
 # OpenAI chat parameters this server does not implement. Each is refused by name (400) rather than
-# ignored, so that a client asking for tools, log-probabilities or stop sequences does not silently
+# ignored, so that a client asking for tools, log-probabilities or penalties does not silently
 # get an answer without them; a value that asks for nothing (null, false, 0, [], {"type": "text"}) passes.
 UNSUPPORTED_CHAT_PARAMETERS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls", "logprobs",
-                               "top_logprobs", "response_format", "logit_bias", "stop", "presence_penalty",
+                               "top_logprobs", "response_format", "logit_bias", "presence_penalty",
                                "frequency_penalty", "modalities", "audio", "prediction", "web_search_options")
 
 
@@ -70,6 +70,17 @@ class ChatCompletionRequest(_WithUnsupported):
     n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
     stream: bool = False
     stream_options: StreamOptions | None = None
+    stop: str | list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, max_length=4, description="up to 4 sequences; the text ends before the first one generated")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value):
+        if isinstance(value, str):
+            if not 1 <= len(value) <= 256:
+                raise ValueError("a stop sequence is 1 to 256 characters")
+            return [value]
+        return value or None
     @field_validator(*UNSUPPORTED_CHAT_PARAMETERS)
     @classmethod
     def _refuse_unsupported(cls, value):

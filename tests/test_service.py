@@ -199,12 +199,28 @@ def test_bad_input_gets_4xx_in_openai_shape_and_server_keeps_serving(server, spe
 
 
 @pytest.mark.parametrize("param,value", [("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-                                         ("logprobs", True), ("response_format", {"type": "json_object"}), ("stop", ["\n"]),
+                                         ("logprobs", True), ("response_format", {"type": "json_object"}), ("logit_bias", {"5": 10}),
                                          ("frequency_penalty", 0.5)])
 def test_unsupported_openai_parameters_are_refused_by_name(client, model, param, value):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2, **{param: value})
     assert e.value.body["param"] == param and "not supported" in e.value.body["message"]
+
+
+@pytest.mark.parametrize("mode_suffix", ["", "-cascade"])
+def test_stop_sequences_end_the_text_before_them(client, model, speech_wav, mode_suffix):
+    def ask(**kw):
+        return client.chat.completions.create(
+            model=model + mode_suffix, temperature=1.0, seed=7, max_tokens=24,
+            messages=[{"role": "user", "content": [audio_part(speech_wav), {"type": "text", "text": "Say something."}]}], **kw)
+
+    full = ask().choices[0].message.content  # seeded: the same tokens every time, up to a stop
+    assert len(full) >= 12, full
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    cut = ask(stop=[stop, "never generated ~~~"])
+    assert cut.choices[0].message.content == full[: full.index(stop)] and cut.choices[0].finish_reason == "stop", (full, stop)
+    with pytest.raises(openai.BadRequestError):
+        ask(stop=["a", "b", "c", "d", "e"])  # OpenAI's limit is 4
 
 
 def test_parameters_that_ask_for_nothing_pass(client, model):

@@ -17,6 +17,7 @@ class EngineRequest:
     ignore_eos: bool = False  # benchmarks: fixed-length completions
     prompt_embeds: torch.Tensor | None = None  # (positions, hidden); AuRA prompts
     prompt_token_ids: list[int] | None = field(default=None)  # text prompts (cascade, text-only)
+    stop: list[str] | None = None  # stop sequences: the text ends before the first one generated
 
     @property
     def prompt_len(self) -> int:

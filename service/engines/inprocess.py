@@ -69,6 +69,7 @@ class InProcessEngine:
 
         params = SamplingParams(
             max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed, ignore_eos=req.ignore_eos,
+            stop=req.stop,
             output_kind=RequestOutputKind.DELTA,
         )
         prompt = {"prompt_embeds": req.prompt_embeds} if req.prompt_embeds is not None else {"prompt_token_ids": req.prompt_token_ids}

@@ -73,6 +73,8 @@ class RemoteEngine:
             body["ignore_eos"] = True  # a vLLM extension of the Completions API
         if req.seed is not None:
             body["seed"] = req.seed
+        if req.stop:
+            body["stop"] = req.stop
         if req.prompt_embeds is not None:
             # torch.save + base64 of a few MB: off the event loop, which serves every other request
             body["prompt_embeds"] = await to_thread.run_sync(tensor_to_base64, req.prompt_embeds)
