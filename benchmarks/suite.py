@@ -30,7 +30,7 @@ ROOT = os.path.dirname(HERE)
 
 def start_server(bundle: str | None, port: int) -> ServerProcess:
     where = ["--bundle", bundle] if bundle else []  # none: the default model
-    server = aura_serve(*where, port=port, log_path=os.path.join(ROOT, "artifacts", "bench-server.log"))
+    server = aura_serve(*where, "--allow-ignore-eos", port=port, log_path=os.path.join(ROOT, "artifacts", "bench-server.log"))
     try:
         return server.wait_ready(timeout=600)
     except RuntimeError as e:

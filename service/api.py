@@ -173,6 +173,7 @@ async def speech_chat(
 ):
     state = get_state(request)
     _set_mode(request, mode)
+    _check_ignore_eos(state, ignore_eos)
     content = [{"type": "audio"}] + ([{"type": "text", "text": prompt}] if prompt else [])
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
     job = ChatJob(mode, messages, [await _read_upload(audio, "audio")], _request_id(request), max_tokens, temperature, top_p, seed,
@@ -205,6 +206,12 @@ def _decode_b64(data: str, param: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise bad_request("input_audio.data is not valid base64", param=param, code="invalid_base64") from None
+
+
+def _check_ignore_eos(state: ServerState, ignore_eos: bool) -> None:
+    if ignore_eos and not state.settings.allow_ignore_eos:
+        raise bad_request("ignore_eos is off on this server (it lets a client force full-length generations); "
+                          "start it with --allow-ignore-eos for benchmarks", param="ignore_eos", code="ignore_eos_disabled")
 
 
 def chat_messages(req: ChatCompletionRequest, max_audio_parts: int) -> tuple[list[dict], list[AudioInput]]:
@@ -251,6 +258,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
     state = get_state(request)
     mode = _resolve_model(state, body.model)
     _set_mode(request, mode)
+    _check_ignore_eos(state, body.ignore_eos)
     messages, audio = chat_messages(body, state.settings.max_audio_parts)
     job = ChatJob(mode, messages, audio, _request_id(request), body.max_completion_tokens or body.max_tokens,
                   body.temperature, body.top_p, body.seed, body.ignore_eos, body.stop)

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     max_queue: int = Field(64, ge=0, description="requests waiting for a slot; past it: 429")
     queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a slot; past it: 503")
     default_max_tokens: int = Field(256, gt=0, description="completion length when a request gives none")
+    allow_ignore_eos: bool = Field(False, description="let clients set ignore_eos (always generate max_tokens tokens): "
+                                   "for benchmarks; off, no client can force full-length generations")
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated bearer keys; empty: no auth")
     api_keys_file: str | None = Field(None, description="file of bearer keys, one per line, added to api_keys: keeps them out of "

@@ -106,7 +106,7 @@ def server(tiny):
     from benchmarks.server_process import aura_serve
 
     proc = aura_serve("--bundle", tiny["bundle"], "--max-audio-seconds", str(MAX_AUDIO_S), "--max-upload-mb", str(MAX_UPLOAD_MB),
-                      "--max-request-audio-seconds", str(MAX_REQUEST_AUDIO_S),
+                      "--max-request-audio-seconds", str(MAX_REQUEST_AUDIO_S), "--allow-ignore-eos",
                       "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15").wait_ready()
     yield proc
     proc.stop()

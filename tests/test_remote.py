@@ -44,6 +44,12 @@ def test_api_keys_are_required(remote, speech_wav):
     assert httpx.get(remote.url + "/v1/models", headers=auth("other-key")).status_code == 200
 
 
+def test_ignore_eos_is_off_unless_the_server_allows_it(remote, speech_wav):
+    r = httpx.post(remote.url + "/v1/speech-chat", headers=auth(), files={"audio": ("a.wav", speech_wav)},
+                   data={"ignore_eos": "true", "max_tokens": "2"}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "ignore_eos", r.text
+
+
 def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(remote):
     url = urlparse(remote.url)
     head = (b"POST /v1/speech-chat HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"

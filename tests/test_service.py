@@ -282,8 +282,8 @@ def test_disconnect_mid_stream_aborts_engine_request(server, speech_wav):
             continue  # finished before the hang-up reached the server
         assert cancelled == cancelled0 + 1, "the gateway did not see the disconnect"
         assert in_flight == 0 and running == 0, "a request is still running after the client left"
-        time.sleep(1.0)
-        assert read()[3] - generated0 < max_tokens / 2, "the engine kept generating for a client that left"
+        time.sleep(1.0)  # stopped, not merely slowed: no token after the abort, and the request never finished
+        assert read()[3] == generated < generated0 + max_tokens, "the engine kept generating for a client that left"
         return
     pytest.fail("in 3 tries the client never hung up before the request finished")
 
