@@ -91,7 +91,7 @@ async def run_to_completion(request: Request, state: ServerState, job: ChatJob) 
 
 async def start_stream(state: ServerState, job: ChatJob) -> Prepared:
     """Admit and prepare a streamed job before the response starts, so bad input is still a 4xx.
-    The slot is released by stream_events when the stream ends."""
+    The slot is released when the stream ends, or when its response is done with (sse_stream)."""
     await state.limiter.acquire()
     try:
         return await state.pipeline.prepare(job)
@@ -104,7 +104,7 @@ def sse(obj) -> str:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
 
-async def stream_events(state: ServerState, prepared: Prepared, render) -> AsyncIterator[str]:
+async def stream_events(state: ServerState, prepared: Prepared, render, release) -> AsyncIterator[str]:
     """SSE body; `render(kind, payload)` shapes events. When the client disconnects, ClosingStream
     closes this generator, which closes the pipeline's and the engine's streams in turn (aclosing at
     each level) and so aborts the engine request and frees the slot, at once."""
@@ -120,26 +120,42 @@ async def stream_events(state: ServerState, prepared: Prepared, render) -> Async
     except Exception as e:  # the response has started: report the failure in the stream
         yield sse(engine_failure(e).body())
     finally:
-        state.limiter.release()
+        release()
     yield sse("[DONE]")
 
 
 class ClosingStream(StreamingResponse):
-    """A StreamingResponse that closes its body when it stops early. Starlette cancels the sending task
-    when the client disconnects; if that lands while a chunk is being sent rather than while the body
-    awaits its next token, the body generator is left suspended and only the garbage collector would
-    close it (and abort the engine request, and free the slot)."""
+    """A StreamingResponse that closes its body and runs `on_close` however it ends. Starlette cancels
+    the sending task when the client disconnects: if that lands while a chunk is being sent, the body
+    generator is left suspended, and if the client was gone before the body started, the body never
+    runs at all (closing an unstarted generator runs none of its code). Either way only this finally
+    aborts the engine request and gives the slot back."""
 
-    async def stream_response(self, send) -> None:
+    def __init__(self, body: AsyncIterator[str], on_close, **kwargs):
+        super().__init__(body, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
         try:
-            await super().stream_response(send)
+            await super().__call__(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):  # this task is being cancelled: the close must still run
+            with anyio.CancelScope(shield=True):  # this task may be being cancelled: the close must still run
                 await self.body_iterator.aclose()
+            self.on_close()
 
 
-def _sse_response(body: AsyncIterator[str]) -> StreamingResponse:
-    return ClosingStream(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+def sse_stream(state: ServerState, prepared: Prepared, render) -> StreamingResponse:
+    """The SSE response of an admitted, prepared job; its slot is given back exactly once."""
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            state.limiter.release()
+
+    return ClosingStream(stream_events(state, prepared, render, release), on_close=release, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _request_id(request: Request) -> str:
@@ -195,7 +211,7 @@ async def speech_chat(
         elif kind == "done":
             yield {"type": "done", **reply(payload)}
 
-    return _sse_response(stream_events(state, prepared, render))
+    return sse_stream(state, prepared, render)
 
 
 # ---------------------------------------------------------------- /v1/chat/completions
@@ -290,7 +306,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
                        "choices": [], "usage": payload.usage(), "timings_ms": payload.timings_ms,
                        "audio_seconds": payload.audio_seconds}
 
-    return _sse_response(stream_events(state, prepared, render))
+    return sse_stream(state, prepared, render)
 
 
 # ---------------------------------------------------------------- /v1/audio/transcriptions

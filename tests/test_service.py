@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import socket
 import time
 
 import httpx
@@ -253,39 +254,63 @@ def test_context_length_error_is_explained(server, speech_wav, model):
 # ------------------------------------------------------------------ disconnects and concurrency
 
 
-def test_disconnect_mid_stream_aborts_engine_request(server, speech_wav):
+@pytest.fixture(scope="module")
+def long_server(tiny):
+    """A server whose context holds 1,800-token completions: seconds of generation, so a client
+    that hangs up after the first token does so mid-generation however loaded the machine is (400
+    tokens took the tiny model well under a second, and a loaded client sometimes hung up after the end)."""
+    from benchmarks.server_process import aura_serve
+
+    proc = aura_serve("--bundle", tiny["bundle"], "--cascade", "off", "--max-model-len", "2048", "--allow-ignore-eos",
+                      "--gpu-memory-utilization", "0.1").wait_ready()
+    yield proc
+    proc.stop()
+
+
+def test_disconnect_mid_stream_aborts_engine_request(long_server, speech_wav):
+    server = long_server
+
     def read() -> tuple[float, float, float, float]:
         text = httpx.get(server.url + "/metrics").text
         return (metric(text, "aura_requests_cancelled_total", mode="aura"), metric(text, "aura_requests_in_flight"),
                 metric(text, "vllm:num_requests_running"), metric(text, "vllm:generation_tokens_total"))
 
-    max_tokens = 400
-    # The tiny model writes 400 tokens in about a second. On a loaded machine this client can be
-    # descheduled for that long before it reads the first token and hangs up, and then the request
-    # has simply finished (all 400 tokens generated, nothing to abort). Such a try says nothing
-    # either way and is repeated; any try that hangs up mid-generation must show the abort.
-    for _attempt in range(3):
-        cancelled0, _, _, generated0 = read()
-        with httpx.stream("POST", server.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)},
-                          data={"stream": "true", "max_tokens": str(max_tokens), "temperature": "1.0", "seed": "1",
-                                "ignore_eos": "true"}, timeout=60) as r:
-            assert r.status_code == 200
-            for line in r.iter_lines():
-                if line.startswith("data: ") and '"delta"' in line:
-                    break  # got the first token: hang up
-        for _ in range(50):
-            cancelled, in_flight, running, generated = read()
-            if (cancelled > cancelled0 or generated - generated0 >= max_tokens) and in_flight == 0 and running == 0:
-                break
-            time.sleep(0.1)
-        if cancelled == cancelled0 and generated - generated0 >= max_tokens:
-            continue  # finished before the hang-up reached the server
-        assert cancelled == cancelled0 + 1, "the gateway did not see the disconnect"
-        assert in_flight == 0 and running == 0, "a request is still running after the client left"
-        time.sleep(1.0)  # stopped, not merely slowed: no token after the abort, and the request never finished
-        assert read()[3] == generated < generated0 + max_tokens, "the engine kept generating for a client that left"
-        return
-    pytest.fail("in 3 tries the client never hung up before the request finished")
+    max_tokens = 1800  # the tiny model's positions end at 2048
+    cancelled0, _, _, generated0 = read()
+    with httpx.stream("POST", server.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)},
+                      data={"stream": "true", "max_tokens": str(max_tokens), "temperature": "1.0", "seed": "1",
+                            "ignore_eos": "true"}, timeout=60) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: ") and '"delta"' in line:
+                break  # got the first token: hang up
+    for _ in range(100):
+        cancelled, in_flight, running, generated = read()
+        if (cancelled > cancelled0 or generated - generated0 >= max_tokens) and in_flight == 0 and running == 0:
+            break
+        time.sleep(0.1)
+    assert generated - generated0 < max_tokens, "the request ran to its end although the client had left"
+    assert cancelled == cancelled0 + 1, "the gateway did not see the disconnect"
+    assert in_flight == 0 and running == 0, "a request is still running after the client left"
+    time.sleep(1.0)  # stopped, not merely slowed: no token after the abort
+    assert read()[3] == generated, "the engine kept generating for a client that left"
+
+
+def test_clients_gone_before_their_stream_starts_leave_no_slot_behind(server, speech_wav):
+    # 20 streamed requests whose clients close the connection as soon as the request is sent: the
+    # server prepares each (holding a slot) and finds the client gone before its body starts. With
+    # 16 slots, a leak of one per request leaves none for the request after them.
+    request = httpx.Request("POST", server.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)},
+                            data={"stream": "true", "max_tokens": "50"})
+    raw = (f"POST /v1/speech-chat HTTP/1.1\r\nHost: {request.url.host}\r\n"
+           + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host") + "\r\n").encode() + request.read()
+    for _ in range(20):
+        with socket.create_connection((request.url.host, request.url.port), timeout=10) as s:
+            s.sendall(raw)
+    time.sleep(3.0)
+    r = httpx.post(server.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)}, data={"max_tokens": "2"}, timeout=20)
+    assert r.status_code == 200, r.text
+    assert metric(httpx.get(server.url + "/metrics").text, "aura_requests_in_flight") == 0
 
 
 async def _one(http: httpx.AsyncClient, url: str, kind: str, stream: bool, wav: bytes, model: str, i: int) -> str:
