@@ -91,7 +91,7 @@ async def run_to_completion(request: Request, state: ServerState, job: ChatJob) 
 
 async def start_stream(state: ServerState, job: ChatJob) -> Prepared:
     """Admit and prepare a streamed job before the response starts, so bad input is still a 4xx.
-    The slot is released when the stream ends, or when its response is done with (sse_stream)."""
+    The slot is released when its response is done with, however it ends (ClosingStream)."""
     await state.limiter.acquire()
     try:
         return await state.pipeline.prepare(job)
@@ -104,10 +104,10 @@ def sse(obj) -> str:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
 
-async def stream_events(state: ServerState, prepared: Prepared, render, release) -> AsyncIterator[str]:
+async def stream_events(state: ServerState, prepared: Prepared, render) -> AsyncIterator[str]:
     """SSE body; `render(kind, payload)` shapes events. When the client disconnects, ClosingStream
     closes this generator, which closes the pipeline's and the engine's streams in turn (aclosing at
-    each level) and so aborts the engine request and frees the slot, at once."""
+    each level) and so aborts the engine request at once."""
     try:
         for first in render("start", None):
             yield sse(first)
@@ -119,8 +119,6 @@ async def stream_events(state: ServerState, prepared: Prepared, render, release)
             yield sse(event)
     except Exception as e:  # the response has started: report the failure in the stream
         yield sse(engine_failure(e).body())
-    finally:
-        release()
     yield sse("[DONE]")
 
 
@@ -145,16 +143,8 @@ class ClosingStream(StreamingResponse):
 
 
 def sse_stream(state: ServerState, prepared: Prepared, render) -> StreamingResponse:
-    """The SSE response of an admitted, prepared job; its slot is given back exactly once."""
-    released = False
-
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            state.limiter.release()
-
-    return ClosingStream(stream_events(state, prepared, render, release), on_close=release, media_type="text/event-stream",
+    """The SSE response of an admitted, prepared job; ClosingStream gives its slot back, once."""
+    return ClosingStream(stream_events(state, prepared, render), on_close=state.limiter.release, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -85,6 +85,11 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
+def _engine_request(job: ChatJob, **prompt) -> EngineRequest:
+    """The engine request of a job, either path; max_tokens is set once the prompt's length is known."""
+    return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, stop=job.stop, **prompt)
+
+
 class Pipeline:
     def __init__(self, bundle: Bundle, engine: Engine, *, cascade_engine: Engine | None, asr: ASR | None,
                  max_audio_seconds: float, max_request_audio_seconds: float, default_max_tokens: int):
@@ -166,8 +171,7 @@ class Pipeline:
         result.timings_ms["features"] = round(features, 2)
         result.timings_ms["embed"] = round(embed + _ms(t), 2)  # audio layer + prompt assembly
         result.audio_tokens = prompt.audio_tokens
-        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, prompt_embeds=prompt.embeds,
-                             stop=job.stop)
+        return _engine_request(job, prompt_embeds=prompt.embeds)
 
     async def _cascade_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
         texts = iter(await self.transcribe_cascade(waves, result))
@@ -177,8 +181,7 @@ class Pipeline:
             for m in job.messages
         ]
         ids = await to_thread.run_sync(self.bundle.text_prompt_ids, messages)
-        return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, prompt_token_ids=ids,
-                             stop=job.stop)
+        return _engine_request(job, prompt_token_ids=ids)
 
     async def generate(self, p: Prepared) -> AsyncIterator[str]:
         """Stream text deltas; p.result is complete when the iterator ends normally."""
