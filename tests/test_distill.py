@@ -98,6 +98,41 @@ def test_resume_continues_from_the_saved_step(tiny, speech_corpus, tmp_path):
     assert steps == list(range(1, 15)), steps  # 1..10 from the first run, 11..14 from the resumed one
 
 
+def _trained_weights(output: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    lora = load_file(os.path.join(output, "lora", "adapter_model.safetensors"))
+    audio = load_file(os.path.join(output, "audio_embed.safetensors"))
+    return {**{f"lora.{k}": v for k, v in lora.items()}, **{f"audio.{k}": v for k, v in audio.items()}}
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tiny, speech_corpus, tmp_path, monkeypatch):
+    kw = dict(steps=6, save_every=3, eval_every=3, warmup_steps=2, lora=LoraSettings(dropout=0.1), prompt_variety=True)
+    whole = distill(settings(tiny, speech_corpus, str(tmp_path / "whole"), **kw))
+
+    # The other run is killed right after its step-3 checkpoint, then resumed to step 6.
+    real_save = torch.save
+
+    def save_then_die(obj, path, *a, **k):
+        real_save(obj, path, *a, **k)
+        if isinstance(obj, dict) and obj.get("step") == 3:
+            raise KeyboardInterrupt
+
+    out = str(tmp_path / "resumed")
+    monkeypatch.setattr(torch, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        distill(settings(tiny, speech_corpus, out, **kw))
+    monkeypatch.undo()
+    resumed = distill(settings(tiny, speech_corpus, out, resume=True, **kw))
+
+    a, b = whole.training["history"]["train"], resumed.training["history"]["train"]
+    assert [h["step"] for h in b] == list(range(1, 7))
+    for x, y in zip(a, b, strict=True):  # the same batches, learning rates, dropout masks and layouts
+        assert {k: v for k, v in x.items() if k != "time_s"} == {k: v for k, v in y.items() if k != "time_s"}
+    wa, wb = _trained_weights(str(tmp_path / "whole")), _trained_weights(out)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_time_budget_stops_training_with_an_evaluation_and_a_checkpoint(tiny, speech_corpus, tmp_path):
     out = str(tmp_path / "ckpt")
     # A budget far shorter than 10,000 steps: the schedule follows the clock and the run ends early.

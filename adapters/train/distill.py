@@ -196,17 +196,22 @@ class Objective(torch.nn.Module):
         return _step_loss(self.student, self.projections, examples, teacher_states, with_task)
 
 
-def _batches_in_memory(train: list[Example], train_states, batch_size: int, rank: int, world: int):
+def _batches_in_memory(train: list[Example], train_states, batch_size: int, rank: int, world: int, seed: int, skip: int):
     """Batches (examples, teacher states or None) for ever: each process its own shard of every
-    shuffled epoch. (Drawn from `random`, whose state a checkpoint saves.)"""
+    shuffled epoch. Epoch e's order depends on (seed, e) alone, so a resumed run that skips the
+    batches it has already trained on goes on with the batches an uninterrupted run would see."""
     order: list[int] = []
+    epoch = drawn = 0
     while True:
-        if len(order) < batch_size:
+        if len(order) < batch_size:  # the rest of this epoch opens the next one
             perm = list(range(len(train)))
-            random.shuffle(perm)
+            random.Random(seed * 1_000_003 + epoch).shuffle(perm)
             order += perm[rank::world]
+            epoch += 1
         idx, order = order[:batch_size], order[batch_size:]
-        yield [train[i] for i in idx], [train_states[i] for i in idx] if train_states is not None else None
+        drawn += 1
+        if drawn > skip:
+            yield [train[i] for i in idx], [train_states[i] for i in idx] if train_states is not None else None
 
 
 def _batches_streamed(s: DistillSettings, instruction: str, max_seconds: float, rank: int, world: int):
@@ -386,6 +391,7 @@ def distill(s: DistillSettings) -> AuraConfig:
         ],
         weight_decay=s.weight_decay,
     )
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resumed state brings its scheduled rates
     history: dict = {"train": [], "eval": []}
     step = 0
     if resuming:
@@ -395,7 +401,6 @@ def distill(s: DistillSettings) -> AuraConfig:
         step, history = state["step"], state["history"]
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
 
     def progress(k: int) -> float:
         """How far through training, 0..1: by steps, or by the clock when there is a time budget."""
@@ -473,7 +478,7 @@ def distill(s: DistillSettings) -> AuraConfig:
     best_loss = min((e["loss"] for e in history["eval"]), default=math.inf)  # a resumed run keeps its best
     rank, world = accelerator.process_index, accelerator.num_processes
     batches = (_batches_streamed(s, cfg.transcribe_instruction, max_seconds, rank, world) if s.dataset
-               else _batches_in_memory(train, train_states, s.batch_size, rank, world))
+               else _batches_in_memory(train, train_states, s.batch_size, rank, world, s.seed, skip=step * s.grad_accum))
     objective.train()
     bar = tqdm(total=s.steps, initial=step, desc="distilling", disable=not show, unit="step")
     t0 = last_log = time.time()
