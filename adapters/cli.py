@@ -41,7 +41,7 @@ def add_distill(sub) -> None:
                       "needs --eval-manifest (see README)")
     p.add_argument("--text-column", help="--dataset's transcript column (default: text; txt for webdataset)")
     p.add_argument("--audio-column", help="--dataset's audio column (default: audio; the audio extension for webdataset)")
-    p.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers decoding a --dataset")
+    p.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers decoding the audio (0: in the main process)")
     p.add_argument("--output", required=True, help="checkpoint directory to write (and resume from)")
     p.add_argument("--eval-manifest", help="dev manifest that picks the best checkpoint; default: hold out --eval-fraction of "
                    "--manifest's sentences (written to OUTPUT/dev.jsonl). Never a test split")

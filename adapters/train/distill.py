@@ -60,7 +60,7 @@ class DistillSettings:
     dataset: str | None = None  # FORMAT:PATTERN streamed through `datasets` (adapters.data.streaming); needs eval_manifest
     text_column: str | None = None
     audio_column: str | None = None
-    loader_workers: int = 2  # DataLoader workers decoding a streamed dataset
+    loader_workers: int = 2  # DataLoader workers decoding the audio (0: in the main process)
     eval_manifest: str | None = None
     eval_fraction: float = 0.03  # of the distinct sentences, held out as the dev split when no eval_manifest
     train_sentences: int | None = None  # train on the clips of this many distinct sentences (a data-scale curve)
@@ -135,13 +135,31 @@ def init_from_teacher(audio_embed, teacher: Teacher) -> bool:
     return True
 
 
-def load_examples(entries: list[ManifestEntry], instruction: str, max_seconds: float, progress: bool) -> list[tuple[Example, ManifestEntry]]:
-    out = []
-    for e in tqdm(entries, desc="loading audio", disable=not progress, unit="clip"):
+class _ManifestAudio(torch.utils.data.Dataset):
+    """A manifest's clips, decoded by DataLoader workers. A clip that cannot be read comes back as
+    its error, to be raised in the main process with the manifest line it came from."""
+
+    def __init__(self, entries: list[ManifestEntry], max_seconds: float):
+        self.entries, self.max_seconds = entries, max_seconds
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int):
         try:
-            wave = load_audio(e.audio, max_seconds=max_seconds)
+            return load_audio(self.entries[i].audio, max_seconds=self.max_seconds)
         except AudioError as err:
-            raise ManifestError(f"{e.where}: {err}") from None
+            return err
+
+
+def load_examples(entries: list[ManifestEntry], instruction: str, max_seconds: float, progress: bool,
+                  workers: int = 2) -> list[tuple[Example, ManifestEntry]]:
+    """The manifest's training examples, its clips decoded in `workers` parallel processes."""
+    loader = torch.utils.data.DataLoader(_ManifestAudio(entries, max_seconds), batch_size=None, num_workers=workers)
+    out = []
+    for e, wave in zip(entries, tqdm(loader, desc="loading audio", disable=not progress, unit="clip"), strict=True):
+        if isinstance(wave, AudioError):
+            raise ManifestError(f"{e.where}: {wave}") from None
         out.append((Example(wave, instruction, e.text, e.audio), e))
         if e.instruction is not None:
             out.append((Example(wave, e.instruction, e.response, e.audio), e))
@@ -363,8 +381,8 @@ def distill(s: DistillSettings) -> AuraConfig:
     student.to(accelerator.device)
 
     max_seconds = min(s.max_audio_seconds, teacher.max_seconds)
-    train = [ex for ex, _ in load_examples(train_entries, cfg.transcribe_instruction, max_seconds, show)]
-    evals = load_examples(eval_entries, cfg.transcribe_instruction, max_seconds, show) if eval_entries else []
+    train = [ex for ex, _ in load_examples(train_entries, cfg.transcribe_instruction, max_seconds, show, s.loader_workers)]
+    evals = load_examples(eval_entries, cfg.transcribe_instruction, max_seconds, show, s.loader_workers) if eval_entries else []
     train_states = eval_states = per_batch = None
     mean_baseline_loss: dict[str, float] = {}
     if cfg.losses.distills:
