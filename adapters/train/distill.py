@@ -339,6 +339,11 @@ def distill(s: DistillSettings) -> AuraConfig:
     accelerator = Accelerator(gradient_accumulation_steps=s.grad_accum, log_with=s.log_with,
                               project_dir=os.path.join(s.output, "logs"),
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED"):
+        # Evaluation, greedy samples and checkpoints call the unwrapped student, which needs whole
+        # parameters on every process; sharded ones would fail there, or save one shard as the model.
+        raise ValueError(f"{accelerator.distributed_type.name} is not supported yet: launch with plain data parallelism "
+                         "(--multi_gpu); only the LoRA and the audio layer train, so the base model need not be sharded")
     show = s.progress and accelerator.is_main_process
 
     train_entries = read_manifest(s.manifest) if s.manifest else []  # a streamed dataset is read as training goes
