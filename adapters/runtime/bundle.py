@@ -3,7 +3,9 @@ chat into prompt embeddings.
 
     aura.json                 the recipe and the training history (adapters/runtime/config.py)
     audio_embed.safetensors   the audio embedding layer (a training checkpoint has it too)
-    llm/                      the merged HF checkpoint + tokenizer: what vLLM loads
+    llm/                      the merged HF checkpoint + tokenizer: what a dedicated vLLM engine loads
+    lora/                     the same LoRA un-merged (PEFT): what one engine of the base LLM applies
+                              per request, beside the cascade and text requests (a checkpoint has it too)
 
 A Bundle holds the tokenizer, the LLM's own input-embedding module and the audio embedding layer, not the
 LLM itself (vLLM serves `llm/`).
@@ -28,12 +30,24 @@ from adapters.runtime.llm_io import load_input_embeddings, load_tokenizer
 from adapters.runtime.prompt import PromptEmbeds, assemble_prompt, prompt_token_ids
 
 LLM_DIR = "llm"
+LORA_DIR = "lora"
+LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
 AUDIO_EMBED_FILE = "audio_embed.safetensors"
 
 
 def save_audio_embed(module: AudioTokens, directory: str) -> None:
     state = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
     save_file(state, os.path.join(directory, AUDIO_EMBED_FILE))
+
+
+def copy_adapter(src: str, dst: str) -> None:
+    """What a checkpoint, a published adapter and a bundle share: the audio layer and the un-merged LoRA."""
+    import shutil
+
+    os.makedirs(os.path.join(dst, LORA_DIR), exist_ok=True)
+    for f in LORA_FILES:
+        shutil.copyfile(os.path.join(src, LORA_DIR, f), os.path.join(dst, LORA_DIR, f))
+    shutil.copyfile(os.path.join(src, AUDIO_EMBED_FILE), os.path.join(dst, AUDIO_EMBED_FILE))
 
 
 def audio_embed_weights(directory: str) -> dict[str, torch.Tensor]:
@@ -83,6 +97,16 @@ class Bundle:
     @property
     def base_llm_dir(self) -> str:
         return self.cfg.base_llm
+
+    @property
+    def lora_dir(self) -> str | None:
+        """The un-merged LoRA, when the bundle carries it (bundles exported before it did do not)."""
+        path = os.path.join(self.path, LORA_DIR)
+        return path if all(os.path.isfile(os.path.join(path, f)) for f in LORA_FILES) else None
+
+    @property
+    def lora_rank(self) -> int:
+        return self.cfg.lora.rank
 
     def audio_tokens_for(self, seconds: float) -> int:
         frames = int(seconds * SAMPLE_RATE) // self.cfg.features.hop_length

@@ -2,20 +2,20 @@
 
     bundle/aura.json                 the checkpoint's aura.json plus where the bundle came from
     bundle/audio_embed.safetensors   the audio embedding layer
-    bundle/llm/                      merged HF checkpoint + tokenizer: what vLLM loads
+    bundle/llm/                      merged HF checkpoint + tokenizer: what a dedicated vLLM engine loads
+    bundle/lora/                     the LoRA un-merged: one base-LLM engine applies it per request
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 
 import torch
 
-from adapters.runtime.bundle import AUDIO_EMBED_FILE, LLM_DIR, load_audio_embed
+from adapters.runtime.bundle import LLM_DIR, LORA_DIR, copy_adapter, load_audio_embed
 from adapters.runtime.config import AuraConfig
 from adapters.runtime.llm_io import load_tokenizer
-from adapters.train.student import LORA_DIR, load_causal_lm
+from adapters.train.student import load_causal_lm
 
 
 def export_bundle(checkpoint: str, output: str, dtype: str = "auto") -> str:
@@ -32,7 +32,7 @@ def export_bundle(checkpoint: str, output: str, dtype: str = "auto") -> str:
     os.makedirs(llm_dir, exist_ok=True)
     merged.save_pretrained(llm_dir, safe_serialization=True)
     load_tokenizer(cfg.base_llm).save_pretrained(llm_dir)
-    shutil.copyfile(os.path.join(checkpoint, AUDIO_EMBED_FILE), os.path.join(output, AUDIO_EMBED_FILE))
+    copy_adapter(checkpoint, output)
     cfg.training = {**cfg.training, "exported_from": os.path.abspath(checkpoint)}
     cfg.save(output)
     return output

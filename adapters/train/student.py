@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adapters.runtime.bundle import audio_embed_weights, save_audio_embed
+from adapters.runtime.bundle import LORA_DIR, audio_embed_weights, save_audio_embed
 from adapters.runtime.config import AuraConfig
 from adapters.runtime.embedding import AudioEmbedding, AudioTokens
 from adapters.runtime.errors import BundleError
@@ -22,8 +22,6 @@ from adapters.runtime.llm_io import load_tokenizer
 from adapters.runtime.prompt import PromptEmbeds, assemble_prompt, text_pieces
 from adapters.train.oracle import KIND as ORACLE
 from adapters.train.oracle import EncoderOracle
-
-LORA_DIR = "lora"
 
 
 def load_causal_lm(path: str, dtype: torch.dtype | None = None):

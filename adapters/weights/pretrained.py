@@ -14,17 +14,22 @@ import json
 import os
 import shutil
 
-from adapters.runtime.bundle import AUDIO_EMBED_FILE, LLM_DIR, load_audio_embed
+from adapters.runtime.bundle import (
+    AUDIO_EMBED_FILE,
+    LLM_DIR,
+    LORA_DIR,
+    LORA_FILES,
+    copy_adapter,
+    load_audio_embed,
+)
 from adapters.runtime.config import CONFIG_NAME, AuraConfig
 from adapters.runtime.errors import BundleError
 from adapters.train.export import export_bundle
-from adapters.train.student import LORA_DIR
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRETRAINED = os.path.join(REPO, "adapters", "pretrained")
 BUNDLES = os.path.join(REPO, "artifacts", "bundles")
 DEFAULT_MODEL = "aura-gemma3-270m-whisper-base"
-LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
 DIGEST_FILE = "adapter.sha256"  # in a bundle: the digest of the adapter it was built from
 # The merged weights are written in fp32: a bf16 cast after the merge rounds away LoRA deltas
 # smaller than the base weight's bf16 step, and this model is small (1.1 GB in fp32); a CPU without
@@ -58,10 +63,7 @@ def publish(checkpoint: str, name: str = DEFAULT_MODEL, asr_model: str | None = 
     """Copy a checkpoint's servable part to adapters/pretrained/<name>, with relative model paths."""
     load_audio_embed(AuraConfig.load(checkpoint), checkpoint)  # refuses what cannot be served (an oracle) before copying
     out = adapter_dir(name)
-    os.makedirs(os.path.join(out, LORA_DIR), exist_ok=True)
-    for f in LORA_FILES:
-        shutil.copyfile(os.path.join(checkpoint, LORA_DIR, f), os.path.join(out, LORA_DIR, f))
-    shutil.copyfile(os.path.join(checkpoint, AUDIO_EMBED_FILE), os.path.join(out, AUDIO_EMBED_FILE))
+    copy_adapter(checkpoint, out)
     cfg = AuraConfig.load(checkpoint)
     cfg.name = name
     cfg.asr_model = asr_model or cfg.asr_model
@@ -79,7 +81,7 @@ def publish(checkpoint: str, name: str = DEFAULT_MODEL, asr_model: str | None = 
 
 def adapter_digest(src: str) -> str:
     """sha256 over an adapter's files: a new adapter (a pull, a retrain) gets a new bundle."""
-    h = hashlib.sha256(f"export {EXPORT_DTYPE}\n".encode())  # a change of export precision rebuilds too
+    h = hashlib.sha256(f"export {EXPORT_DTYPE} +lora\n".encode())  # a change of export format rebuilds too
     for rel in (CONFIG_NAME, AUDIO_EMBED_FILE, *(os.path.join(LORA_DIR, f) for f in LORA_FILES)):
         h.update(rel.encode())
         with open(os.path.join(src, rel), "rb") as f:
