@@ -368,7 +368,7 @@ async def ready(request: Request):
     if dead := dead_engines_reply(state):
         return dead
     if state.ready:
-        return {"status": "ready", "models": state.models()}
+        return {"status": "ready", "models": state.models(), "engine_layout": state.layout}
     body = {"status": "failed" if state.error else "loading", "error": state.error}
     return JSONResponse(body, status_code=503)
 

@@ -1,7 +1,8 @@
 """The two request paths, side by side, with per-stage timings.
 
-    aura:    decode → features → audio embedding layer → prompt assembly → engine (merged AuRA LLM)
-    cascade: decode → ASR (faster-whisper) → text prompt → engine (base LLM)
+    aura:    decode → features → audio embedding layer → prompt assembly → engine (the base LLM with the
+             AuRA LoRA applied to this request; or, in the two-engine layout, the merged AuRA LLM)
+    cascade: decode → ASR (faster-whisper) → text prompt → engine (the base LLM)
 
 `prepare` does everything before the engine and raises APIError (a 4xx) for bad input, so a
 streamed request fails cleanly before its first byte; `generate` streams text deltas.
@@ -92,9 +93,13 @@ def _engine_request(job: ChatJob, **prompt) -> EngineRequest:
 
 class Pipeline:
     def __init__(self, bundle: Bundle, engine: Engine, *, cascade_engine: Engine | None, asr: ASR | None,
-                 max_audio_seconds: float, max_request_audio_seconds: float, default_max_tokens: int):
+                 max_audio_seconds: float, max_request_audio_seconds: float, default_max_tokens: int,
+                 aura_adapter: str | None = None):
         self.bundle = bundle
         self.engine = engine
+        # The engine's name of the AuRA LoRA when `engine` is the base LLM (one engine for everything);
+        # None when it is the merged AuRA LLM.
+        self.aura_adapter = aura_adapter
         self.cascade_engine = cascade_engine
         self.asr = asr
         self.max_audio_seconds = max_audio_seconds
@@ -171,7 +176,8 @@ class Pipeline:
         result.timings_ms["features"] = round(features, 2)
         result.timings_ms["embed"] = round(embed + _ms(t), 2)  # audio layer + prompt assembly
         result.audio_tokens = prompt.audio_tokens
-        return _engine_request(job, prompt_embeds=prompt.embeds)
+        # Without audio there is nothing for the LoRA to hear: text goes to the untouched base model.
+        return _engine_request(job, prompt_embeds=prompt.embeds, adapter=self.aura_adapter if waves else None)
 
     async def _cascade_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
         texts = iter(await self.transcribe_cascade(waves, result))

@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="port to listen on")
 
     engine: Literal["inprocess", "remote"] = Field("inprocess", description="in-process vLLM AsyncLLM, or a remote `vllm serve`")
+    engine_layout: Literal["single", "separate"] = Field(
+        "single", description="in-process engines. single: one engine of the base LLM serves AuRA (the bundle's LoRA, applied "
+        "per request), the cascade and text (the base model); separate: the merged AuRA LLM and the base LLM, "
+        "each its own engine (twice the weights and KV cache)")
     remote_url: str | None = Field(None, description="base URL of `vllm serve --enable-prompt-embeds` serving the bundle's llm/")
     remote_timeout_s: float = Field(600.0, gt=0, description="timeout of one remote engine request")
 

@@ -35,6 +35,7 @@ class ServerState:
         self.pipeline: Pipeline | None = None
         self.engines: list[Engine] = []
         self.ready = False
+        self.layout: str | None = None  # "single" or "separate" once started (Settings.engine_layout)
         self.error: str | None = None
         if settings.bundle is None:  # `aura serve` fills it in with the default model's bundle
             raise BundleError("no bundle: pass --bundle / AURA_BUNDLE (`aura serve` alone builds the default model's)")
@@ -49,12 +50,28 @@ class ServerState:
     def cascade_model_name(self) -> str:
         return self.model_name + CASCADE_SUFFIX
 
-    def _engine(self, model_dir: str, remote_url: str | None, name: str, *, prompt_embeds: bool, log_stats: bool) -> Engine:
+    def _engine(self, model_dir: str, remote_url: str | None, name: str, *, prompt_embeds: bool, log_stats: bool,
+                adapters: dict[str, tuple[str, int]] | None = None) -> Engine:
         s = self.settings
         if remote_url:
             return RemoteEngine(remote_url, name=name, max_model_len=s.max_model_len, timeout_s=s.remote_timeout_s)
         return InProcessEngine(model_dir, name=name, max_model_len=s.max_model_len, gpu_memory_utilization=s.gpu_memory_utilization,
-                               dtype=s.dtype, enforce_eager=s.enforce_eager, prompt_embeds=prompt_embeds, log_stats=log_stats)
+                               dtype=s.dtype, enforce_eager=s.enforce_eager, prompt_embeds=prompt_embeds, log_stats=log_stats,
+                               adapters=adapters)
+
+    def _single_engine_base(self, bundle: Bundle, cascade_llm: str | None) -> str | None:
+        """The base LLM one engine would serve everything from, with the AuRA LoRA applied per
+        request; None (with the reason logged) when this server needs the two-engine layout."""
+        s = self.settings
+        if s.engine_layout != "single" or s.engine != "inprocess" or s.cascade_remote_url:
+            return None
+        base = cascade_llm or s.cascade_llm or bundle.base_llm_dir
+        why = ("the bundle carries no un-merged LoRA (exported before bundles did: export it again)" if bundle.lora_dir is None
+               else f"its base LLM is not at {base!r}" if not (base and os.path.isdir(base)) else None)
+        if why:
+            log.warning("two engines (the merged AuRA LLM and the base LLM): %s", why)
+            return None
+        return base
 
     def _cascade_parts(self, bundle: Bundle) -> tuple[str | None, str | None]:
         s = self.settings
@@ -85,19 +102,32 @@ class ServerState:
         cascade_engine = asr = None
         if asr_dir:
             asr = await to_thread.run_sync(lambda: ASR(asr_dir, compute_type=s.asr_compute_type, cpu_threads=s.asr_threads, beam_size=s.asr_beam_size))
-            # vLLM's Prometheus metrics are process-wide: only the AuRA engine reports them.
-            cascade_engine = self._engine(cascade_llm, s.cascade_remote_url, self.cascade_model_name, prompt_embeds=False, log_stats=False)
-            await cascade_engine.start()
-            self.engines.append(cascade_engine)
-        engine = self._engine(bundle.llm_dir, s.remote_url if s.engine == "remote" else None, self.model_name,
-                              prompt_embeds=True, log_stats=True)
-        await engine.start()
-        self.engines.append(engine)
-        self.pipeline = Pipeline(bundle, engine, cascade_engine=cascade_engine, asr=asr,
+        base = self._single_engine_base(bundle, cascade_llm)
+        aura_adapter = None
+        if base:  # one engine: AuRA is its LoRA, applied per request; the cascade and text run on the base model
+            aura_adapter = self.model_name
+            engine = self._engine(base, None, self.model_name, prompt_embeds=True, log_stats=True,
+                                  adapters={aura_adapter: (bundle.lora_dir, bundle.lora_rank)})
+            await engine.start()
+            self.engines.append(engine)
+            cascade_engine = engine if asr else None
+        else:
+            if asr:
+                # vLLM's Prometheus metrics are process-wide: only the AuRA engine reports them.
+                cascade_engine = self._engine(cascade_llm, s.cascade_remote_url, self.cascade_model_name, prompt_embeds=False, log_stats=False)
+                await cascade_engine.start()
+                self.engines.append(cascade_engine)
+            engine = self._engine(bundle.llm_dir, s.remote_url if s.engine == "remote" else None, self.model_name,
+                                  prompt_embeds=True, log_stats=True)
+            await engine.start()
+            self.engines.append(engine)
+        self.layout = "single" if base else "separate"
+        self.pipeline = Pipeline(bundle, engine, aura_adapter=aura_adapter, cascade_engine=cascade_engine, asr=asr,
                                  max_audio_seconds=s.max_audio_seconds, max_request_audio_seconds=s.max_request_audio_seconds,
                                  default_max_tokens=s.default_max_tokens)
         self.ready = True
-        log.info("ready", extra={"model": self.model_name, "cascade": cascade_engine is not None, "engine": s.engine})
+        log.info("ready", extra={"model": self.model_name, "cascade": cascade_engine is not None, "engine": s.engine,
+                                 "layout": self.layout})
 
     async def stop(self) -> None:
         self.ready = False

@@ -18,6 +18,7 @@ class EngineRequest:
     prompt_embeds: torch.Tensor | None = None  # (positions, hidden); AuRA prompts
     prompt_token_ids: list[int] | None = field(default=None)  # text prompts (cascade, text-only)
     stop: list[str] | None = None  # stop sequences: the text ends before the first one generated
+    adapter: str | None = None  # a LoRA the engine applies to this request alone (an engine's `adapters`)
 
     @property
     def prompt_len(self) -> int:
