@@ -48,7 +48,8 @@ def ready_pipeline(request: Request) -> Pipeline:
     return state.pipeline
 
 
-# Bearer keys are checked by service.middleware.ApiKeyMiddleware, from the headers, before any body is read.
+# Bearer keys (service.middleware.ApiKeyMiddleware) and the concurrency limit (service.limits.AdmissionMiddleware)
+# are applied before any body is read.
 v1 = APIRouter(prefix="/v1")
 PipelineDep = Annotated[Pipeline, Depends(ready_pipeline)]
 
@@ -71,33 +72,21 @@ async def _watch_disconnect(request: Request, task: asyncio.Task, client_left: a
 
 async def run_to_completion(request: Request, state: ServerState, job: ChatJob) -> ChatResult:
     """Run a non-streamed job; a client that goes away cancels it, which aborts the engine request."""
-    async with state.limiter.slot():
-        task = asyncio.ensure_future(state.pipeline.complete(job))
-        client_left = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(request, task, client_left))
-        try:
-            return await task
-        except asyncio.CancelledError:
-            if client_left.is_set():
-                raise APIError(499, "client closed the request", code="client_closed") from None
-            raise  # the server is cancelling this request (shutting down): not the client's doing
-        except APIError:
-            raise
-        except Exception as e:
-            raise engine_failure(e) from e
-        finally:
-            watcher.cancel()
-
-
-async def start_stream(state: ServerState, job: ChatJob) -> Prepared:
-    """Admit and prepare a streamed job before the response starts, so bad input is still a 4xx.
-    The slot is released when its response is done with, however it ends (ClosingStream)."""
-    await state.limiter.acquire()
+    task = asyncio.ensure_future(state.pipeline.complete(job))
+    client_left = asyncio.Event()
+    watcher = asyncio.ensure_future(_watch_disconnect(request, task, client_left))
     try:
-        return await state.pipeline.prepare(job)
-    except BaseException:
-        state.limiter.release()
+        return await task
+    except asyncio.CancelledError:
+        if client_left.is_set():
+            raise APIError(499, "client closed the request", code="client_closed") from None
+        raise  # the server is cancelling this request (shutting down): not the client's doing
+    except APIError:
         raise
+    except Exception as e:
+        raise engine_failure(e) from e
+    finally:
+        watcher.cancel()
 
 
 def sse(obj) -> str:
@@ -123,15 +112,11 @@ async def stream_events(state: ServerState, prepared: Prepared, render) -> Async
 
 
 class ClosingStream(StreamingResponse):
-    """A StreamingResponse that closes its body and runs `on_close` however it ends. Starlette cancels
-    the sending task when the client disconnects: if that lands while a chunk is being sent, the body
-    generator is left suspended, and if the client was gone before the body started, the body never
-    runs at all (closing an unstarted generator runs none of its code). Either way only this finally
-    aborts the engine request and gives the slot back."""
-
-    def __init__(self, body: AsyncIterator[str], on_close, **kwargs):
-        super().__init__(body, **kwargs)
-        self.on_close = on_close
+    """A StreamingResponse that closes its body however it ends. Starlette cancels the sending task
+    when the client disconnects: if that lands while a chunk is being sent, the body generator is left
+    suspended, and if the client was gone before the body started, the body never runs at all
+    (closing an unstarted generator runs none of its code). Either way only this finally aborts the
+    engine request. The request's slot is given back when this returns (AdmissionMiddleware)."""
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -139,12 +124,12 @@ class ClosingStream(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):  # this task may be being cancelled: the close must still run
                 await self.body_iterator.aclose()
-            self.on_close()
 
 
-def sse_stream(state: ServerState, prepared: Prepared, render) -> StreamingResponse:
-    """The SSE response of an admitted, prepared job; ClosingStream gives its slot back, once."""
-    return ClosingStream(stream_events(state, prepared, render), on_close=state.limiter.release, media_type="text/event-stream",
+async def sse_stream(state: ServerState, job: ChatJob, render) -> StreamingResponse:
+    """Prepares the job before the response starts, so bad input is still a 4xx, then streams it."""
+    prepared = await state.pipeline.prepare(job)
+    return ClosingStream(stream_events(state, prepared, render), media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -193,7 +178,6 @@ async def speech_chat(
 
     if not stream:
         return reply(await run_to_completion(request, state, job))
-    prepared = await start_stream(state, job)
 
     def render(kind, payload):
         if kind == "delta":
@@ -201,7 +185,7 @@ async def speech_chat(
         elif kind == "done":
             yield {"type": "done", **reply(payload)}
 
-    return sse_stream(state, prepared, render)
+    return await sse_stream(state, job, render)
 
 
 # ---------------------------------------------------------------- /v1/chat/completions
@@ -277,7 +261,6 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
             "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
             "usage": r.usage(), "timings_ms": r.timings_ms, "audio_seconds": r.audio_seconds, "transcript": r.transcript,
         }
-    prepared = await start_stream(state, job)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     def chunk(delta: dict, finish: str | None = None) -> dict:
@@ -296,7 +279,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
                        "choices": [], "usage": payload.usage(), "timings_ms": payload.timings_ms,
                        "audio_seconds": payload.audio_seconds}
 
-    return sse_stream(state, prepared, render)
+    return await sse_stream(state, job, render)
 
 
 # ---------------------------------------------------------------- /v1/audio/transcriptions
@@ -318,8 +301,7 @@ async def transcriptions(
     _set_mode(request, mode)
     audio = await _read_upload(file, "file")
     if mode == "cascade":
-        async with state.limiter.slot():
-            result = await pipeline.asr_only(audio)
+        result = await pipeline.asr_only(audio)
     else:
         instruction = state.bundle.cfg.transcribe_instruction
         messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from service import metrics
 from service.api import STATIC_DIR, public, v1
 from service.errors import APIError
+from service.limits import AdmissionMiddleware
 from service.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from service.settings import Settings
 from service.state import ServerState
@@ -92,7 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public)
     app.include_router(v1)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # The last added runs first. All three act before the body is read: who (the key), how much (a
+    # declared length over the limit is refused without waiting for a slot), then when (a slot).
+    app.add_middleware(AdmissionMiddleware, limiter=state.limiter)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)  # outside the body limit: who, before how much
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -1,10 +1,13 @@
-"""Admission control: at most N requests run, at most Q wait; the rest get 429/503 with Retry-After."""
+"""Admission control: at most N requests run, at most Q wait; the rest get 429/503 with Retry-After.
+
+AdmissionMiddleware applies the limit before a request's body is read, so the number of slots
+bounds how many bodies (each up to --max-upload-mb) are in memory at once."""
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 
+from service import metrics
 from service.errors import APIError
 
 
@@ -31,10 +34,27 @@ class ConcurrencyLimiter:
     def release(self) -> None:
         self._sem.release()
 
-    @asynccontextmanager
-    async def slot(self):
-        await self.acquire()
+
+class AdmissionMiddleware:
+    """Every POST to /v1/ (the routes that run the model) holds a slot from before its body is read
+    until its response is done with. FastAPI reads and parses a body before a route runs, so a limit
+    taken in the route would let any number of bodies pile up in memory first. The slot is given back
+    when the app returns, which for a streamed response is after its last chunk or its client's
+    disconnect (ClosingStream): one place, once per request, however it ends."""
+
+    def __init__(self, app, limiter: ConcurrencyLimiter):
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
         try:
-            yield
+            await self.limiter.acquire()
+        except APIError as refused:  # outside FastAPI's exception handlers: answer here
+            metrics.ERRORS.labels(refused.code).inc()
+            return await refused.response()(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
         finally:
-            self.release()
+            self.limiter.release()

@@ -1,0 +1,92 @@
+"""The gateway in this process, through httpx's ASGI transport, with no engine: what it decides before
+a request's body is read."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def gateway(tiny, **settings):
+    return create_app(Settings(bundle=tiny["bundle"], **settings))
+
+
+def client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://gateway")
+
+
+class Body:
+    """A request body that records whether the server read any of it."""
+
+    def __init__(self, data: bytes = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'):
+        self.data = data
+        self.read = False
+
+    async def chunks(self):
+        self.read = True
+        yield self.data
+
+
+@pytest.mark.parametrize("max_queue, status, code", [(0, 429, "queue_full"), (1, 503, "queue_timeout")])
+def test_a_request_without_a_slot_is_refused_before_its_body_is_read(tiny, max_queue, status, code):
+    async def scenario():
+        app = gateway(tiny, max_concurrency=1, max_queue=max_queue, queue_timeout_s=0.2)
+        limiter = app.state.server.limiter
+        await limiter.acquire()  # the request that is running
+        async with client(app) as c:
+            bodies = {path: Body() for path in ("/v1/chat/completions", "/v1/speech-chat", "/v1/audio/transcriptions")}
+            for path, body in bodies.items():
+                r = await c.post(path, content=body.chunks(), headers={"content-type": "application/json"})
+                assert r.status_code == status and r.json()["error"]["code"] == code, (path, r.text)
+                assert r.headers["retry-after"]
+                assert not body.read, f"{path}: the body was read although the request got no slot"
+            # GETs run no model: they take no slot.
+            assert (await c.get("/v1/models")).status_code == 503  # not loaded: no lifespan here
+            assert (await c.get("/health")).status_code == 200
+        limiter.release()
+
+    asyncio.run(scenario())
+
+
+class StubPipeline:
+    """A loaded model that answers "hi" (enough of service.pipeline.Pipeline for the chat routes)."""
+
+    has_cascade = False
+
+    async def prepare(self, job):
+        from service.pipeline import ChatResult
+
+        return SimpleNamespace(result=ChatResult(text="hi", finish_reason="stop"))
+
+    async def generate(self, prepared):
+        yield "hi"
+
+    async def complete(self, job):
+        return (await self.prepare(job)).result
+
+
+def test_every_request_gives_its_slot_back_once(tiny):
+    async def scenario():
+        app = gateway(tiny, max_concurrency=1, max_queue=0)
+        state = app.state.server
+        async with client(app) as c:
+            model = state.model_name
+            chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+            assert (await c.post("/v1/chat/completions", json=chat)).status_code == 503  # refused by the route: not loaded
+            state.ready, state.pipeline = True, StubPipeline()
+            assert (await c.post("/v1/chat/completions", json={**chat, "messages": []})).status_code == 400
+            assert (await c.post("/v1/chat/completions", json=chat)).status_code == 200
+            streamed = await c.post("/v1/chat/completions", json={**chat, "stream": True})
+            assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
+        # One slot, given back by each request above and not more: one acquire passes, the next is refused.
+        await state.limiter.acquire()
+        with pytest.raises(Exception, match="queue is full"):
+            await state.limiter.acquire()
+
+    asyncio.run(scenario())
