@@ -20,8 +20,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, cmd: list[str], ready_path: str, name: str, *, port: int | None = None, log_path: str | None = None):
+    def __init__(self, cmd: list[str], ready_path: str, name: str, *, port: int | None = None, log_path: str | None = None,
+                 api_key: str | None = None):
         self.port = port or free_port()
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}  # a keyed server's /ready needs one
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = name
         self.ready_path = ready_path
@@ -41,7 +43,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                if httpx.get(self.url + self.ready_path, headers=self.headers, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -59,9 +61,9 @@ class ServerProcess:
                 self.proc.wait()
 
 
-def aura_serve(*args: str, port: int | None = None, log_path: str | None = None) -> ServerProcess:
+def aura_serve(*args: str, port: int | None = None, log_path: str | None = None, api_key: str | None = None) -> ServerProcess:
     return ServerProcess([sys.executable, "-m", "service.cli", "serve", "--log-level", "warning", *args], "/ready", "aura-serve",
-                         port=port, log_path=log_path)
+                         port=port, log_path=log_path, api_key=api_key)
 
 
 def vllm_serve(model_dir: str, *args: str) -> ServerProcess:

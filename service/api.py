@@ -351,8 +351,8 @@ async def ready(request: Request):
         return dead
     if state.ready:
         return {"status": "ready", "models": state.models(), "engine_layout": state.layout}
-    body = {"status": "failed" if state.error else "loading", "error": state.error}
-    return JSONResponse(body, status_code=503)
+    # Why a start failed stays in the server log: the exception's text can name paths and hosts.
+    return JSONResponse({"status": "failed" if state.failed else "loading"}, status_code=503)
 
 
 @public.get("/metrics")

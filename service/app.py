@@ -71,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async def load():
             try:
                 await state.start()
-            except Exception as e:
-                state.error = f"{type(e).__name__}: {e}"
+            except Exception:
+                state.failed = True
                 log.exception("startup failed; shutting down")
                 os.kill(os.getpid(), signal.SIGTERM)
 

@@ -44,17 +44,24 @@ def known_key(token: str, keys) -> bool:
     return found
 
 
+def open_without_key(path: str) -> bool:
+    """/health, for liveness probes that carry no key (it says only "ok" or which engine died), and
+    the playground's static page and code, which ask the user for the key themselves. Everything else
+    needs one: /ready and /metrics describe the deployment, /docs and /openapi.json map the API."""
+    return path in ("/health", "/") or path.startswith("/static/")
+
+
 class ApiKeyMiddleware:
-    """Bearer keys for /v1/*, checked from the headers before any of the body is read: a route's
-    dependencies run only after FastAPI has read and parsed the whole body, so an unauthenticated
-    25 MB upload would otherwise be taken in full before its 401."""
+    """Bearer keys, checked from the headers before any of the body is read: a route's dependencies
+    run only after FastAPI has read and parsed the whole body, so an unauthenticated 25 MB upload
+    would otherwise be taken in full before its 401."""
 
     def __init__(self, app, keys: list[str]):
         self.app = app
         self.keys = keys
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.keys or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or not self.keys or open_without_key(scope["path"]):
             return await self.app(scope, receive, send)
         scheme, _, token = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and known_key(token.strip(), self.keys):

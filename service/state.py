@@ -36,7 +36,7 @@ class ServerState:
         self.engines: list[Engine] = []
         self.ready = False
         self.layout: str | None = None  # "single" or "separate" once started (Settings.engine_layout)
-        self.error: str | None = None
+        self.failed = False  # the start raised: the log says why, and the server is shutting down
         if settings.bundle is None:  # `aura serve` fills it in with the default model's bundle
             raise BundleError("no bundle: pass --bundle / AURA_BUNDLE (`aura serve` alone builds the default model's)")
         self.bundle_path = settings.bundle

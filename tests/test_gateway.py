@@ -1,9 +1,10 @@
 """The gateway in this process, through httpx's ASGI transport, with no engine: what it decides before
-a request's body is read."""
+a request's body is read (its key, a slot), which routes need a key, and what /ready tells a client."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 
 import httpx
@@ -11,6 +12,8 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
+
+KEY = "key-1"
 
 
 def gateway(tiny, **settings):
@@ -90,3 +93,43 @@ def test_every_request_gives_its_slot_back_once(tiny):
             await state.limiter.acquire()
 
     asyncio.run(scenario())
+
+
+def test_with_keys_only_health_and_the_playground_are_open(tiny):
+    async def scenario():
+        app = gateway(tiny, api_keys=KEY)
+        keyed = {"Authorization": f"Bearer {KEY}"}
+        async with client(app) as c:
+            for path in ("/health", "/", "/static/app.js"):
+                assert (await c.get(path)).status_code == 200, path
+            for path in ("/metrics", "/docs", "/redoc", "/openapi.json", "/ready", "/v1/models", "/nowhere"):
+                r = await c.get(path)
+                assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key", path
+                assert r.headers["www-authenticate"] == "Bearer"
+            for path in ("/metrics", "/docs", "/redoc", "/openapi.json"):
+                assert (await c.get(path, headers=keyed)).status_code == 200, path
+            assert (await c.get("/ready", headers=keyed)).json() == {"status": "loading"}
+
+    asyncio.run(scenario())
+
+
+def test_ready_keeps_why_a_start_failed_in_the_log(tiny, monkeypatch, caplog):
+    async def fail():
+        raise RuntimeError("cannot open /srv/secret/bundle on 10.0.0.7")
+
+    async def scenario():
+        app = gateway(tiny)
+        monkeypatch.setattr(app.state.server, "start", fail)
+        async with app.router.lifespan_context(app), client(app) as c:
+            for _ in range(100):
+                r = await c.get("/ready")
+                if r.json()["status"] != "loading":
+                    break
+                await asyncio.sleep(0.02)
+        return r
+
+    monkeypatch.setattr("service.app.os.kill", lambda pid, sig: None)  # a failed start stops the server: not this one
+    with caplog.at_level(logging.ERROR, logger="aura.server"):
+        r = asyncio.run(scenario())
+    assert r.status_code == 503 and r.json() == {"status": "failed"}
+    assert "/srv/secret/bundle" in caplog.text

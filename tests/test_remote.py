@@ -25,7 +25,7 @@ def remote(tiny):
     bundle = Bundle.load(tiny["bundle"])
     vllm = vllm_serve(bundle.llm_dir, "--max-model-len", "512", "--gpu-memory-utilization", "0.15").wait_ready()
     gateway = aura_serve("--bundle", tiny["bundle"], "--engine", "remote", "--remote-url", vllm.url, "--cascade", "off",
-                         "--api-keys", f"{KEY},other-key").wait_ready()
+                         "--api-keys", f"{KEY},other-key", api_key=KEY).wait_ready()
     yield gateway
     gateway.stop()
     vllm.stop()
