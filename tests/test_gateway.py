@@ -1,10 +1,13 @@
 """The gateway in this process, through httpx's ASGI transport, with no engine: what it decides before
-a request's body is read (its key, a slot), which routes need a key, and what /ready tells a client."""
+a request's body is read (its key, a slot), which routes need a key, what /ready tells a client, and
+that it answers while an engine loads."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -133,3 +136,46 @@ def test_ready_keeps_why_a_start_failed_in_the_log(tiny, monkeypatch, caplog):
         r = asyncio.run(scenario())
     assert r.status_code == 503 and r.json() == {"status": "failed"}
     assert "/srv/secret/bundle" in caplog.text
+
+
+class LoadedLLM:
+    """What a loaded AsyncLLM shows the gateway before any request."""
+
+    errored = False
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_health_answers_while_the_engine_loads(tiny, monkeypatch):
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_load(engine_args, **kwargs):  # blocks as vLLM's does: engine-core start, weights
+        loading.set()
+        time.sleep(3)
+        loaded.set()
+        return LoadedLLM()
+
+    monkeypatch.setattr(AsyncLLM, "from_engine_args", slow_load)
+
+    async def scenario():
+        app = gateway(tiny, cascade="off")
+        async with app.router.lifespan_context(app), client(app) as c:
+            while not loading.is_set():
+                await asyncio.sleep(0.02)
+            health, ready = await c.get("/health"), await c.get("/ready")
+            answered_while_loading = not loaded.is_set()
+            while not loaded.is_set():
+                await asyncio.sleep(0.05)
+            for _ in range(100):
+                if (await c.get("/ready")).status_code == 200:
+                    break
+                await asyncio.sleep(0.02)
+            return health, ready, answered_while_loading, (await c.get("/ready")).status_code
+
+    health, ready, answered_while_loading, ready_after = asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert health.status_code == 200 and ready.status_code == 503 and ready.json() == {"status": "loading"}
+    assert answered_while_loading, "the event loop was blocked while the engine loaded"
+    assert ready_after == 200

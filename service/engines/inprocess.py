@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 
+from anyio import to_thread
+
 from service.engines.base import EngineDead, EngineRequest, TokenDelta
 
 log = logging.getLogger("aura.engine")
@@ -83,11 +85,17 @@ class InProcessEngine:
         self._scratch: str | None = None  # where the zero LoRA is written
 
     async def start(self) -> None:
+        log.info("starting in-process vLLM engine", extra={"model": self.model_dir, "engine_name": self.name,
+                                                            "adapters": sorted(self.adapters)})
+        # Importing vLLM and building the engine (which starts its engine-core process and waits for
+        # the weights) block for tens of seconds: in a thread, the event loop answers /health and
+        # /ready meanwhile. vLLM starts its output handler on the loop at the first request.
+        self._llm = await to_thread.run_sync(self._load)
+
+    def _load(self):
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        log.info("starting in-process vLLM engine", extra={"model": self.model_dir, "engine_name": self.name,
-                                                            "adapters": sorted(self.adapters)})
         if self.adapters:
             from vllm.lora.request import LoRARequest
 
@@ -95,7 +103,7 @@ class InProcessEngine:
             zero = write_zero_lora(next(iter(self.adapters.values()))[0], os.path.join(self._scratch, BASE_ADAPTER))
             paths = {BASE_ADAPTER: zero} | {name: path for name, (path, _) in self.adapters.items()}
             self._lora_requests = {name: LoRARequest(name, i, path) for i, (name, path) in enumerate(paths.items(), 1)}
-        self._llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**self._args))
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**self._args))
 
     async def stop(self) -> None:
         if self._llm is not None:
