@@ -10,17 +10,29 @@ import pytest
 
 from adapters.weights.pretrained import DEFAULT_MODEL
 
-pytestmark = pytest.mark.vllm
-
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 
-def blocks(lang: str, section: str) -> list[str]:
-    text = open(README).read()
-    part = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-    return re.findall(rf"```{lang}\n(.*?)```", part, re.S)
+def section(name: str) -> str:
+    return open(README).read().split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
 
 
+def blocks(lang: str, name: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", section(name), re.S)
+
+
+def test_security_section_states_every_limit_with_the_code_s_default():
+    from service.settings import Settings
+
+    rows = dict(re.findall(r"^\| `--([a-z-]+)` \| ([^|]*?) \|", section("Security"), re.M))
+    limits = {name for name in Settings.model_fields if name.startswith(("max_", "queue_", "allow_"))}
+    assert limits <= {flag.replace("-", "_") for flag in rows}, "limits missing from the README's table"
+    for flag, documented in rows.items():
+        default = Settings.model_fields[flag.replace("-", "_")].default
+        assert documented == ("off" if default is False else f"{default:g}"), flag
+
+
+@pytest.mark.vllm
 def test_curl_examples(server, model, tmp_path):
     (script,) = blocks("sh", "Try it")
     script = script.replace("http://localhost:8000", server.url).replace(DEFAULT_MODEL, model)
@@ -31,6 +43,7 @@ def test_curl_examples(server, model, tmp_path):
     assert out.stdout.count('"usage"') >= 3 and '"transcript"' in out.stdout and "data: [DONE]" in out.stdout
 
 
+@pytest.mark.vllm
 def test_openai_python_example(server, model, tmp_path, speech_wav):
     (code,) = blocks("python", "Try it")
     (tmp_path / "hello.wav").write_bytes(speech_wav)
