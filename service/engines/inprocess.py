@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 
 from anyio import to_thread
@@ -40,24 +37,6 @@ def engine_dtype(dtype: str) -> str:
 
 # The LoRA ranks vLLM can reserve room for (vllm.config.lora.MaxLoRARanks).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-BASE_ADAPTER = "aura-base-model"  # the zero LoRA that stands for "no LoRA" (see write_zero_lora)
-
-
-def write_zero_lora(src: str, dst: str) -> str:
-    """A copy of the PEFT adapter in `src` with every lora_B zeroed: it adds nothing, so the engine
-    computes the base model. Why it exists: in vLLM's CPU backend (0.32) a request *without* a LoRA,
-    batched with one that has one, can get the LoRA too (tests/test_single_engine.py caught it on
-    prompt_embeds requests), while batches of different LoRAs are correct. So when an engine has
-    adapters, every request carries one, this one for the base model. Drop it once vLLM is fixed:
-    the test fails without it."""
-    from safetensors.torch import load_file, save_file
-
-    os.makedirs(dst, exist_ok=True)
-    shutil.copyfile(os.path.join(src, "adapter_config.json"), os.path.join(dst, "adapter_config.json"))
-    weights = load_file(os.path.join(src, "adapter_model.safetensors"))
-    save_file({k: v.zero_() if "lora_B" in k else v for k, v in weights.items()}, os.path.join(dst, "adapter_model.safetensors"))
-    return dst
-
 
 class InProcessEngine:
     """`adapters` (name → (PEFT directory, rank)) are LoRAs a request may name (EngineRequest.adapter):
@@ -78,11 +57,12 @@ class InProcessEngine:
         )
         if self.adapters:
             rank = max(r for _, r in self.adapters.values())
-            self._args |= dict(enable_lora=True, max_loras=len(self.adapters) + 1,  # + the zero LoRA
+            # Requests without a LoRA share batches with AuRA's: on CPU, correct only with the kernels of
+            # service/engines/cpu_lora.py, a vLLM plugin this package installs.
+            self._args |= dict(enable_lora=True, max_loras=len(self.adapters),
                                max_lora_rank=next((k for k in VLLM_LORA_RANKS if k >= rank), rank))
         self._llm = None
         self._lora_requests: dict = {}
-        self._scratch: str | None = None  # where the zero LoRA is written
 
     async def start(self) -> None:
         log.info("starting in-process vLLM engine", extra={"model": self.model_dir, "engine_name": self.name,
@@ -99,18 +79,13 @@ class InProcessEngine:
         if self.adapters:
             from vllm.lora.request import LoRARequest
 
-            self._scratch = tempfile.mkdtemp(prefix="aura-engine-")
-            zero = write_zero_lora(next(iter(self.adapters.values()))[0], os.path.join(self._scratch, BASE_ADAPTER))
-            paths = {BASE_ADAPTER: zero} | {name: path for name, (path, _) in self.adapters.items()}
-            self._lora_requests = {name: LoRARequest(name, i, path) for i, (name, path) in enumerate(paths.items(), 1)}
+            self._lora_requests = {name: LoRARequest(name, i, path) for i, (name, (path, _)) in enumerate(self.adapters.items(), 1)}
         return AsyncLLM.from_engine_args(AsyncEngineArgs(**self._args))
 
     async def stop(self) -> None:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
-        if self._scratch:
-            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def alive(self) -> bool:
         """False once vLLM's engine core process has died: AsyncLLM never recovers from that."""
@@ -131,7 +106,7 @@ class InProcessEngine:
         # Closing this generator early (client gone) closes vLLM's, which aborts the request: at once
         # (aclosing), not whenever the garbage collector reaches it.
         try:
-            lora = self._lora_requests.get(req.adapter or BASE_ADAPTER)  # None: an engine without adapters
+            lora = self._lora_requests[req.adapter] if req.adapter else None
             async with contextlib.aclosing(self._llm.generate(prompt, params, req.request_id, lora_request=lora)) as outputs:
                 async for out in outputs:
                     c = out.outputs[0]
