@@ -9,15 +9,17 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from service import transcript
 from service.errors import APIError, bad_request, not_found
 from service.pipeline import AudioInput, ChatJob, ChatResult, Pipeline, Prepared, engine_dead, engine_failure
 from service.protocol import (
@@ -29,6 +31,7 @@ from service.protocol import (
 )
 from service.state import ServerState
 
+T = TypeVar("T")
 public = APIRouter()
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
@@ -70,9 +73,10 @@ async def _watch_disconnect(request: Request, task: asyncio.Task, client_left: a
         await asyncio.sleep(0.1)
 
 
-async def run_to_completion(request: Request, state: ServerState, job: ChatJob) -> ChatResult:
-    """Run a non-streamed job; a client that goes away cancels it, which aborts the engine request."""
-    task = asyncio.ensure_future(state.pipeline.complete(job))
+async def run_to_completion(request: Request, work: Awaitable[T]) -> T:
+    """Run non-streamed work (a job, a transcription); a client that goes away cancels it, which
+    aborts its engine requests."""
+    task = asyncio.ensure_future(work)
     client_left = asyncio.Event()
     watcher = asyncio.ensure_future(_watch_disconnect(request, task, client_left))
     try:
@@ -89,31 +93,29 @@ async def run_to_completion(request: Request, state: ServerState, job: ChatJob) 
         watcher.cancel()
 
 
-def sse(obj) -> str:
-    return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
-
-
 async def stream_events(state: ServerState, prepared: Prepared, render) -> AsyncIterator[str]:
-    """SSE body; `render(kind, payload)` shapes events. When the client disconnects, ClosingStream
-    closes this generator, which closes the pipeline's and the engine's streams in turn (aclosing at
-    each level) and so aborts the engine request at once."""
+    """The SSE events' data; `render(kind, payload)` shapes them. When the client disconnects,
+    ClosingStream closes this generator, which closes the pipeline's and the engine's streams in turn
+    (aclosing at each level) and so aborts the engine request at once."""
     try:
         for first in render("start", None):
-            yield sse(first)
+            yield json.dumps(first)
         async with contextlib.aclosing(state.pipeline.generate(prepared)) as deltas:
             async for delta in deltas:
                 for event in render("delta", delta):
-                    yield sse(event)
+                    yield json.dumps(event)
         for event in render("done", prepared.result):
-            yield sse(event)
+            yield json.dumps(event)
     except Exception as e:  # the response has started: report the failure in the stream
-        yield sse(engine_failure(e).body())
-    yield sse("[DONE]")
+        yield json.dumps(engine_failure(e).body())
+    yield "[DONE]"
 
 
-class ClosingStream(StreamingResponse):
-    """A StreamingResponse that closes its body however it ends. Starlette cancels the sending task
-    when the client disconnects: if that lands while a chunk is being sent, the body generator is left
+class ClosingStream(EventSourceResponse):
+    """Server-sent events (sse-starlette: the framing, and a keep-alive comment every
+    --sse-ping-seconds, so that proxies and clients do not time out while a request waits for its
+    first token) whose body is closed however the response ends. When the client disconnects, the
+    sending task is cancelled: if that lands while an event is being sent, the body generator is left
     suspended, and if the client was gone before the body started, the body never runs at all
     (closing an unstarted generator runs none of its code). Either way only this finally aborts the
     engine request. The request's slot is given back when this returns (AdmissionMiddleware)."""
@@ -126,11 +128,10 @@ class ClosingStream(StreamingResponse):
                 await self.body_iterator.aclose()
 
 
-async def sse_stream(state: ServerState, job: ChatJob, render) -> StreamingResponse:
+async def sse_stream(state: ServerState, job: ChatJob, render) -> ClosingStream:
     """Prepares the job before the response starts, so bad input is still a 4xx, then streams it."""
     prepared = await state.pipeline.prepare(job)
-    return ClosingStream(stream_events(state, prepared, render), media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return ClosingStream(stream_events(state, prepared, render), ping=state.settings.sse_ping_seconds, sep="\n")
 
 
 def _request_id(request: Request) -> str:
@@ -177,7 +178,7 @@ async def speech_chat(
                                   audio_seconds=r.audio_seconds).model_dump()
 
     if not stream:
-        return reply(await run_to_completion(request, state, job))
+        return reply(await run_to_completion(request, state.pipeline.complete(job)))
 
     def render(kind, payload):
         if kind == "delta":
@@ -255,7 +256,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
     cid, created = f"chatcmpl-{job.request_id}", int(time.time())
 
     if not body.stream:
-        r = await run_to_completion(request, state, job)
+        r = await run_to_completion(request, state.pipeline.complete(job))
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
@@ -291,25 +292,27 @@ async def transcriptions(
     pipeline: PipelineDep,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form()],
-    response_format: Annotated[str, Form(pattern="^(json|text)$")] = "json",
+    response_format: Annotated[str, Form(pattern=f"^({'|'.join(transcript.RESPONSE_FORMATS)})$")] = "json",
     prompt: Annotated[str | None, Form()] = None,
     language: Annotated[str | None, Form()] = None,
     temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
 ):
+    """Files longer than --max-audio-seconds (up to --max-transcription-seconds) are cut into segments
+    at pauses and transcribed all at once; verbose_json, srt and vtt give each segment's times."""
     state = get_state(request)
     mode = _resolve_model(state, model)
     _set_mode(request, mode)
     audio = await _read_upload(file, "file")
-    if mode == "cascade":
-        result = await pipeline.asr_only(audio)
-    else:
-        instruction = state.bundle.cfg.transcribe_instruction
-        messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
-        result = await run_to_completion(request, state, ChatJob("aura", messages, [audio], _request_id(request), None, temperature))
-    text = result.text.strip()
+    result, segments = await run_to_completion(request, pipeline.transcribe(mode, audio, _request_id(request), temperature))
     if response_format == "text":
-        return PlainTextResponse(text + "\n")
-    return {"text": text, "usage": {"type": "duration", "seconds": result.audio_seconds}}
+        return PlainTextResponse(result.text + "\n")
+    if response_format == "srt":
+        return PlainTextResponse(transcript.srt(segments), media_type="application/x-subrip")
+    if response_format == "vtt":
+        return PlainTextResponse(transcript.vtt(segments), media_type="text/vtt")
+    if response_format == "verbose_json":
+        return transcript.verbose_json(segments, result.audio_seconds, temperature)
+    return {"text": result.text, "usage": {"type": "duration", "seconds": result.audio_seconds}}
 
 
 # ---------------------------------------------------------------- models, health, metrics

@@ -31,6 +31,7 @@ from service.asr import ASR
 from service.engines.base import Engine, EngineDead, EngineRequest
 from service.engines.remote import RemoteEngineError
 from service.errors import APIError, bad_request
+from service.transcript import Segment, joined, speech_segments
 
 log = logging.getLogger("aura.server")
 
@@ -94,7 +95,7 @@ def _engine_request(job: ChatJob, **prompt) -> EngineRequest:
 class Pipeline:
     def __init__(self, bundle: Bundle, engine: Engine, *, cascade_engine: Engine | None, asr: ASR | None,
                  max_audio_seconds: float, max_request_audio_seconds: float, default_max_tokens: int,
-                 aura_adapter: str | None = None):
+                 aura_adapter: str | None = None, max_transcription_seconds: float | None = None):
         self.bundle = bundle
         self.engine = engine
         # The engine's name of the AuRA LoRA when `engine` is the base LLM (one engine for everything);
@@ -104,6 +105,7 @@ class Pipeline:
         self.asr = asr
         self.max_audio_seconds = max_audio_seconds
         self.max_request_audio_seconds = max_request_audio_seconds
+        self.max_transcription_seconds = max_transcription_seconds or max_audio_seconds
         self.default_max_tokens = default_max_tokens
 
     @property
@@ -115,18 +117,21 @@ class Pipeline:
             raise bad_request("the cascade path is not configured on this server (start it with --cascade-asr)",
                               param="mode", code="cascade_unavailable")
 
-    async def decode(self, audio: list[AudioInput], result: ChatResult) -> list[np.ndarray]:
+    async def decode(self, audio: list[AudioInput], result: ChatResult, per_clip: float | None = None,
+                     per_request: float | None = None) -> list[np.ndarray]:
+        """The clips as 16 kHz waveforms; by default bounded as chat audio is."""
+        per_clip, per_request = per_clip or self.max_audio_seconds, per_request or self.max_request_audio_seconds
         t = time.perf_counter()
         waves, seconds = [], 0.0
         for a in audio:  # each clip is bounded, and so is their sum, before any of them is embedded
             try:
-                wave = await to_thread.run_sync(lambda a=a: decode_audio(a.data, max_seconds=self.max_audio_seconds, name=a.param))
+                wave = await to_thread.run_sync(lambda a=a: decode_audio(a.data, max_seconds=per_clip, name=a.param))
             except AudioError as e:
                 raise bad_request(str(e), param=a.param, code="invalid_audio") from None
             seconds += wave.shape[0] / SAMPLE_RATE
-            if seconds > self.max_request_audio_seconds:
+            if seconds > per_request:
                 raise bad_request(f"the request's audio is {seconds:.1f} s long in all; the limit is "
-                                  f"{self.max_request_audio_seconds:g} s per request", param=a.param, code="audio_too_long")
+                                  f"{per_request:g} s per request", param=a.param, code="audio_too_long")
             waves.append(wave)
         result.timings_ms["decode"] = _ms(t)
         result.audio_seconds = round(sum(w.shape[0] for w in waves) / SAMPLE_RATE, 3)
@@ -144,7 +149,9 @@ class Pipeline:
         result = ChatResult()
         if job.mode == "cascade":
             self._require_cascade()
-        waves = await self.decode(job.audio, result)
+        return await self._prepare_waves(job, await self.decode(job.audio, result), result, t0)
+
+    async def _prepare_waves(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult, t0: float) -> Prepared:
         try:
             if job.mode == "aura":
                 engine = self.engine
@@ -219,16 +226,43 @@ class Pipeline:
             pass
         return p.result
 
-    async def asr_only(self, audio: AudioInput) -> ChatResult:
-        """The cascade's transcription endpoint: ASR alone, no LLM."""
-        self._require_cascade()
+    async def transcribe(self, mode: Mode, audio: AudioInput, request_id: str, temperature: float = 0.0
+                         ) -> tuple[ChatResult, list[Segment]]:
+        """/v1/audio/transcriptions: a file of up to max_transcription_seconds, cut into segments of
+        at most max_audio_seconds (service.transcript), all transcribed at once: AuRA's as one
+        concurrent batch of engine requests, the cascade's by its ASR alone (no LLM)."""
         t0 = time.perf_counter()
+        if mode == "cascade":
+            self._require_cascade()
         result = ChatResult()
-        waves = await self.decode([audio], result)
-        result.text = (await self.transcribe_cascade(waves, result))[0]
+        [wave] = await self.decode([audio], result, self.max_transcription_seconds, self.max_transcription_seconds)
+        segments = await to_thread.run_sync(speech_segments, wave, self.max_audio_seconds)
+        instruction = [{"type": "audio"}, {"type": "text", "text": self.bundle.cfg.transcribe_instruction}]
+
+        async def aura(i: int, segment: Segment) -> None:
+            job = ChatJob("aura", [{"role": "user", "content": instruction}], [], f"{request_id}-{i}", temperature=temperature)
+            p = await self._prepare_waves(job, [segment.samples(wave)], ChatResult(), time.perf_counter())
+            async for _ in self.generate(p):
+                pass
+            segment.text = p.result.text.strip()
+
+        async def cascade(i: int, segment: Segment) -> None:
+            segment.text = await to_thread.run_sync(self.asr.transcribe, segment.samples(wave))
+
+        # A TaskGroup: when one segment fails, or the client leaves, the others are cancelled too
+        # (which aborts their engine requests), not left running.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for i, segment in enumerate(segments):
+                    group.create_task((aura if mode == "aura" else cascade)(i, segment))
+        except ExceptionGroup as e:
+            raise e.exceptions[0] from None  # the first failure, as a request with one segment would raise it
+        result.text = joined(segments)
         result.timings_ms["total"] = _ms(t0)
-        metrics.observe("cascade", result.timings_ms, result.audio_seconds, 0, 0, 0)
-        return result
+        if mode == "cascade":
+            result.transcript = result.text
+            metrics.observe("cascade", result.timings_ms, result.audio_seconds, 0, 0, 0)
+        return result, segments
 
 
 def engine_failure(e: Exception) -> APIError:

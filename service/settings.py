@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     cascade_asr: str | None = Field(None, description="CTranslate2 Whisper directory for faster-whisper (default: the bundle's asr_model)")
     cascade_llm: str | None = Field(None, description="base (un-merged) LLM directory (default: the bundle's base_llm)")
     cascade_remote_url: str | None = Field(None, description="a `vllm serve` of the base LLM, instead of a second in-process engine")
-    asr_compute_type: str = Field("default", description="CTranslate2 compute type of the ASR (default, int8, float16, ...)")
+    asr_compute_type: str = Field("auto", description="CTranslate2 compute type of the ASR (auto: the fastest, int8 on CPU and "
+                                  "float16 on GPU; or default (the model's own), float32, int8_float16, ...)")
     asr_threads: int = Field(0, ge=0, description="CPU threads of the ASR (0: CTranslate2 default)")
     asr_beam_size: int = Field(1, ge=1, description="ASR beam size (1: greedy, the fastest)")
 
@@ -39,12 +40,16 @@ class Settings(BaseSettings):
     enforce_eager: bool = Field(True, description="skip CUDA graphs / torch.compile (faster start, CPU-friendly)")
 
     max_audio_seconds: float = Field(30.0, gt=0, description="longest accepted clip")
+    max_transcription_seconds: float = Field(600.0, gt=0, description="longest file /v1/audio/transcriptions accepts; "
+                                             "one longer than --max-audio-seconds is cut at pauses (VAD) into segments of at most that")
     max_audio_parts: int = Field(4, gt=0, description="audio parts in one chat request")
     max_request_audio_seconds: float = Field(60.0, gt=0, description="audio in one request, all its parts together, in seconds")
     max_upload_mb: float = Field(25.0, gt=0, description="largest accepted request body (multipart or JSON)")
     max_concurrency: int = Field(16, gt=0, description="requests processed at once")
     max_queue: int = Field(64, ge=0, description="requests waiting for a slot; past it: 429")
     queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a slot; past it: 503")
+    sse_ping_seconds: float = Field(15.0, gt=0, description="a keep-alive comment on streamed responses this often, "
+                                    "so proxies and clients do not time out while a request waits for its first token")
     default_max_tokens: int = Field(256, gt=0, description="completion length when a request gives none")
     allow_ignore_eos: bool = Field(False, description="let clients set ignore_eos (always generate max_tokens tokens): "
                                    "for benchmarks; off, no client can force full-length generations")

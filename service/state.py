@@ -124,6 +124,7 @@ class ServerState:
         self.layout = "single" if base else "separate"
         self.pipeline = Pipeline(bundle, engine, aura_adapter=aura_adapter, cascade_engine=cascade_engine, asr=asr,
                                  max_audio_seconds=s.max_audio_seconds, max_request_audio_seconds=s.max_request_audio_seconds,
+                                 max_transcription_seconds=s.max_transcription_seconds,
                                  default_max_tokens=s.default_max_tokens)
         self.ready = True
         log.info("ready", extra={"model": self.model_name, "cascade": cascade_engine is not None, "engine": s.engine,

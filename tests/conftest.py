@@ -18,6 +18,7 @@ MAX_AUDIO_S = 10
 MAX_UPLOAD_MB = 1
 MAX_MODEL_LEN = 512
 MAX_REQUEST_AUDIO_S = 20
+SSE_PING_S = 0.2  # keep-alive comments often enough that every streaming test reads some
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -107,7 +108,8 @@ def server(tiny):
 
     proc = aura_serve("--bundle", tiny["bundle"], "--max-audio-seconds", str(MAX_AUDIO_S), "--max-upload-mb", str(MAX_UPLOAD_MB),
                       "--max-request-audio-seconds", str(MAX_REQUEST_AUDIO_S), "--allow-ignore-eos",
-                      "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15").wait_ready()
+                      "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", "0.15",
+                      "--sse-ping-seconds", str(SSE_PING_S)).wait_ready()
     yield proc
     proc.stop()
 

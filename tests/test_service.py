@@ -183,7 +183,7 @@ def _bad_requests(speech_wav: bytes, model: str) -> list[tuple[str, dict, int]]:
         (chat, {"json": {"model": model, "messages": [{"role": "user", "content": "hi"}], "n": 3}}, 400),
         (chat, {"json": {"model": model, "messages": [{"role": "user", "content": "hi"}], "seed": 18446744073709551621}}, 400),
         (sc, {"files": {"audio": ("x.wav", speech_wav)}, "data": {"seed": "18446744073709551621"}}, 400),
-        ("/v1/audio/transcriptions", {"files": {"file": ("x.wav", speech_wav)}, "data": {"model": model, "response_format": "srt"}}, 400),
+        ("/v1/audio/transcriptions", {"files": {"file": ("x.wav", speech_wav)}, "data": {"model": model, "response_format": "lrc"}}, 400),
         ("/v1/audio/transcriptions", {"files": {"file": ("x.wav", speech_wav)}, "data": {"model": "nope"}}, 404),
         ("/v1/audio/transcriptions", {"data": {"model": model}}, 400),
     ]
@@ -380,3 +380,22 @@ def test_real_human_speech_in_several_formats_on_both_paths(server, real_speech)
             assert body["usage"]["completion_tokens"] >= 1
             if mode == "cascade":
                 assert isinstance(body["transcript"], str)
+
+
+def test_a_stream_carries_keep_alive_comments_that_clients_skip(server, client, model, speech_wav):
+    from conftest import SSE_PING_S
+
+    with httpx.stream("POST", server.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)},
+                      data={"stream": "true", "max_tokens": "400", "temperature": "1.0", "seed": "3", "ignore_eos": "true"},
+                      timeout=120) as r:
+        start = time.perf_counter()
+        text = "".join(r.iter_text())
+        seconds = time.perf_counter() - start
+    pings = [line for line in text.splitlines() if line.startswith(":")]
+    events = sse_events(text)
+    assert events[-1] == "[DONE]" and events[-2]["type"] == "done" and events[-2]["usage"]["completion_tokens"] == 400
+    assert len(pings) >= int(seconds / SSE_PING_S) - 1 >= 1, (len(pings), seconds)
+    # The official client reads the same kind of stream, comments and all.
+    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": [audio_part(speech_wav)]}],
+                                            max_tokens=200, stream=True, extra_body={"ignore_eos": True})
+    assert sum(1 for chunk in stream if chunk.choices and chunk.choices[0].delta.content) > 0
