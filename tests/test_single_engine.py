@@ -11,8 +11,7 @@ import os
 import httpx
 import openai
 import pytest
-
-from tests.helpers import audio_part
+from helpers import audio_part
 
 MAX_TOKENS = 12
 
