@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run bundle tiny bench demo-models corpus train-demo oracle evaluate device-pack clean
+.PHONY: setup test test-fast lint run bundle tiny bench bench-layouts bench-long-audio demo-models corpus train-demo oracle evaluate device-pack clean
 
 setup: $(STAMP)
 
@@ -97,6 +97,13 @@ $(CORPUS)/heldout-prose.jsonl: $(STAMP)
 
 bench: $(DEMO)/.done $(CORPUS)/heldout-prose.jsonl
 	$(BIN)/python -m benchmarks.suite --heldout $(CORPUS) --quality-limit 100 $(if $(PUBLISH),--publish)
+
+# One engine vs two (memory, throughput), and a 5-minute file on both paths: each starts its own server.
+bench-layouts: $(DEMO)/.done
+	$(BIN)/python -m benchmarks.layouts
+
+bench-long-audio: $(DEMO)/.done
+	$(BIN)/python -m benchmarks.long_audio
 
 test: setup
 	$(BIN)/python -m pytest -q

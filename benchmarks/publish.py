@@ -1,6 +1,7 @@
-"""Write benchmarks/RESULTS.md from a results folder (and, optionally, an independent second run).
+"""Write benchmarks/RESULTS.md from a results folder (and, optionally, an independent second run,
+and the reports of benchmarks run on their own: benchmarks.layouts, benchmarks.long_audio).
 
-    python -m benchmarks.publish benchmarks/results/RUN_A [--compare-with benchmarks/results/RUN_B]
+    python -m benchmarks.publish benchmarks/results/RUN_A [--compare-with benchmarks/results/RUN_B] [--extra DIR ...]
 """
 
 from __future__ import annotations
@@ -40,7 +41,24 @@ def model_section(model: str, run: str) -> str:
             f"### Training curves\n\n![training curves]({rel})\n\nHeld-out losses during training:\n\n{samples}\n")
 
 
-def publish(run: str, compare_with: str | None = None) -> str:
+EXTRA_REPORTS = ("layouts.md", "long_audio.md")  # what a folder given with --extra may hold
+
+
+def extra_section(folder: str) -> str:
+    """A separately run benchmark's report, its title one level down, with where it came from."""
+    rel = os.path.relpath(folder, HERE)
+    out = []
+    for name in EXTRA_REPORTS:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            title, body = open(path).read().split("\n", 1)
+            out.append(f"#{title}\n\nRun on its own (not part of the run above); files: `benchmarks/{rel}/`.\n{body}")
+    if not out:
+        raise SystemExit(f"{folder}: none of {', '.join(EXTRA_REPORTS)}")
+    return "\n".join(out)
+
+
+def publish(run: str, compare_with: str | None = None, extras: list[str] | None = None) -> str:
     rel = os.path.relpath(run, HERE)
     summary = open(os.path.join(run, "summary.md")).read().split("\n", 1)[1]
     model = json.load(open(os.path.join(run, "quality.json")))["models"]["aura"]
@@ -50,6 +68,7 @@ def publish(run: str, compare_with: str | None = None) -> str:
         f"`benchmarks/{rel}/` (raw per-request records are in its `*.json`).\n",
         TINY_NOTE if "tiny" in model else "",
         summary,
+        *(extra_section(folder) for folder in extras or []),
         model_section(model, run),
     ]
     if compare_with:
@@ -70,8 +89,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run")
     p.add_argument("--compare-with")
+    p.add_argument("--extra", action="append", default=[], help="a folder of a benchmark run on its own (repeatable)")
     a = p.parse_args(argv)
-    publish(a.run, a.compare_with)
+    publish(a.run, a.compare_with, a.extra)
     print(os.path.join(HERE, "RESULTS.md"))
 
 

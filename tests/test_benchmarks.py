@@ -65,3 +65,47 @@ def test_small_runs_against_a_live_server(server, model, real_speech, tmp_path):
     assert set(ql["paths"]) == {"aura", "cascade"}
     assert all(0 <= p["wer"] and 0 <= p["agreement_f1"] <= 1 for p in ql["paths"].values())
     assert os.path.exists(os.path.join(out, "quality.md"))
+
+
+def test_layout_memory_counts_every_process_of_a_tree():
+    import subprocess
+    import sys
+
+    from benchmarks.layouts import memory
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(200 << 20); time.sleep(30)"])
+    try:
+        import time
+
+        time.sleep(2)  # the child has touched its 200 MiB
+        alone, tree = memory(child.pid), memory(os.getpid())
+        assert tree["processes"] >= 2 and alone["rss_mib"] > 200 and tree["rss_mib"] > alone["rss_mib"]
+        assert 0 < tree["pss_mib"] <= tree["rss_mib"]
+    finally:
+        child.kill()
+
+
+def test_a_long_file_joins_clips_with_pauses_in_a_seeded_order(real_speech, tmp_path):
+    import io
+
+    import soundfile as sf
+
+    from adapters.data.manifest import write_manifest
+    from benchmarks.long_audio import GAP_S, long_file
+
+    manifest = str(tmp_path / "real.jsonl")
+    write_manifest(manifest, [{"audio": r["path"], "text": r["text"]} for r in real_speech])
+    data, references, seconds = long_file(manifest, minutes=0.5, seed=1)
+    wave, rate = sf.read(io.BytesIO(data))
+    assert seconds >= 30 and wave.shape[0] / rate == pytest.approx(seconds, abs=0.01)
+    assert references == long_file(manifest, minutes=0.5, seed=1)[1] and len(references) >= 30 / (10 + GAP_S)
+
+
+def test_publish_adds_reports_run_on_their_own(tmp_path):
+    from benchmarks.publish import extra_section
+
+    (tmp_path / "layouts.md").write_text("# Engine layouts\n\n| a | b |\n")
+    text = extra_section(str(tmp_path))
+    assert text.startswith("## Engine layouts") and "Run on its own" in text and "| a | b |" in text
+    with pytest.raises(SystemExit):
+        extra_section(str(tmp_path / "nothing"))
