@@ -33,17 +33,13 @@ def test_api_keys_match_whole_keys_only():
 
 
 class _Stub:
-    """Just enough of a request and a server state for api.run_to_completion."""
+    """Just enough of a request for api.run_to_completion."""
 
     def __init__(self, disconnects: bool):
         self.disconnects = disconnects
-        self.pipeline = self
 
     async def is_disconnected(self) -> bool:
         return self.disconnects
-
-    async def complete(self, job):
-        await asyncio.sleep(60)
 
 
 def test_a_client_that_leaves_is_499_but_a_server_cancellation_stays_one():
@@ -52,14 +48,14 @@ def test_a_client_that_leaves_is_499_but_a_server_cancellation_stays_one():
     async def client_leaves():
         stub = _Stub(disconnects=True)
         with pytest.raises(APIError) as e:
-            await run_to_completion(stub, stub, None)
+            await run_to_completion(stub, asyncio.sleep(60))
         return e.value.status
 
     assert asyncio.run(client_leaves()) == 499
 
     async def server_shuts_down():
         stub = _Stub(disconnects=False)
-        task = asyncio.ensure_future(run_to_completion(stub, stub, None))
+        task = asyncio.ensure_future(run_to_completion(stub, asyncio.sleep(60)))
         await asyncio.sleep(0.2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
