@@ -14,7 +14,6 @@ Rounds alternate the layouts so that a drift of the machine's speed shows as spr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -23,7 +22,7 @@ import psutil
 
 from benchmarks import loadtest
 from benchmarks.real_speech import fetch
-from benchmarks.report import machine, machine_line
+from benchmarks.report import command_line, machine, machine_line, write_report
 from benchmarks.server_process import aura_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -121,16 +120,9 @@ def main(argv=None) -> None:
         for layout in LAYOUTS:
             print(f"round {i + 1}/{a.rounds}: {layout} ...", flush=True)
             runs.append(measure(layout, a.bundle, audio, a))
-    result = {"benchmark": "layouts", "command": "python -m benchmarks.layouts " + " ".join(argv or []), "machine": machine(),
+    result = {"benchmark": "layouts", "command": command_line(), "machine": machine(),
               "concurrency": a.concurrency, "requests": a.requests, "max_tokens": a.max_tokens, "runs": runs}
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "layouts.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    text = markdown(result)
-    with open(os.path.join(a.out, "layouts.md"), "w") as f:
-        f.write(text)
-    print(text)
-    print(f"results: {a.out}")
+    write_report(a.out, "layouts", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import random
 import time
@@ -25,7 +24,7 @@ from adapters.data.manifest import read_manifest
 from adapters.runtime.audio import load_audio
 from adapters.runtime.text import wer
 from benchmarks.real_speech import fetch
-from benchmarks.report import machine, machine_line
+from benchmarks.report import command_line, machine, machine_line, write_report
 from benchmarks.server_process import aura_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,17 +95,9 @@ def main(argv=None) -> None:
     finally:
         if server is not None:
             server.stop()
-    result = {"benchmark": "long_audio", "command": "python -m benchmarks.long_audio " + " ".join(argv or []),
-              "machine": machine(), "seconds": round(seconds, 1), "clips": len(references),
-              "references": references, "paths": paths}
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "long_audio.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    text = markdown(result)
-    with open(os.path.join(a.out, "long_audio.md"), "w") as f:
-        f.write(text)
-    print(text)
-    print(f"results: {a.out}")
+    result = {"benchmark": "long_audio", "command": command_line(), "machine": machine(), "seconds": round(seconds, 1),
+              "clips": len(references), "references": references, "paths": paths}
+    write_report(a.out, "long_audio", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,15 @@ def write_json(path: str, obj: dict) -> None:
         f.write("\n")
 
 
+def write_report(out: str, name: str, result: dict, text: str) -> None:
+    """A standalone benchmark's NAME.json and NAME.md in `out`; the Markdown is printed too."""
+    write_json(os.path.join(out, f"{name}.json"), result)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(text)
+    print(text)
+    print(f"results: {out}")
+
+
 def fmt(v, scale: float = 1.0, digits: int = 1) -> str:
     if v is None:
         return "–"
