@@ -156,6 +156,7 @@ async def speech_chat(
     prompt: Annotated[str, Form(description="text sent after the audio")] = "",
     system: Annotated[str | None, Form()] = None,
     mode: Annotated[str, Form(pattern="^(aura|cascade)$")] = "aura",
+    model: Annotated[str | None, Form(description="with mode=aura, one of this server's AuRA models (default: its first)")] = None,
     max_tokens: Annotated[int | None, Form(ge=1)] = None,
     temperature: Annotated[float, Form(ge=0.0, le=2.0)] = 0.0,
     top_p: Annotated[float, Form(gt=0.0, le=1.0)] = 1.0,
@@ -166,11 +167,13 @@ async def speech_chat(
     state = get_state(request)
     _set_mode(request, mode)
     _check_ignore_eos(state, ignore_eos)
+    if mode == "aura" and model is not None and _resolve_model(state, model) != "aura":
+        raise bad_request(f"{model!r} is not an AuRA model; for the cascade send mode=cascade", param="model")
     content = [{"type": "audio"}] + ([{"type": "text", "text": prompt}] if prompt else [])
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
     job = ChatJob(mode, messages, [await _read_upload(audio, "audio")], _request_id(request), max_tokens, temperature, top_p, seed,
-                  ignore_eos)
-    name = state.model_name if mode == "aura" else state.cascade_model_name
+                  ignore_eos, model=_aura_model(state, model) if mode == "aura" else None)
+    name = (model or state.model_name) if mode == "aura" else state.cascade_model_name
 
     def reply(r: ChatResult) -> dict:
         return SpeechChatResponse(id=job.request_id, model=name, mode=mode, text=r.text, transcript=r.transcript,
@@ -244,6 +247,11 @@ def _resolve_model(state: ServerState, name: str) -> str:
     return mode
 
 
+def _aura_model(state: ServerState, name: str | None) -> str | None:
+    """The pipeline's key of an AuRA model: None for the server's default one."""
+    return None if name in (None, state.model_name, state.cascade_model_name) else name
+
+
 @v1.post("/chat/completions", responses={400: {}, 404: {}, 413: {}, 429: {}, 503: {}})
 async def chat_completions(request: Request, body: ChatCompletionRequest, pipeline: PipelineDep):
     state = get_state(request)
@@ -252,7 +260,7 @@ async def chat_completions(request: Request, body: ChatCompletionRequest, pipeli
     _check_ignore_eos(state, body.ignore_eos)
     messages, audio = chat_messages(body, state.settings.max_audio_parts)
     job = ChatJob(mode, messages, audio, _request_id(request), body.max_completion_tokens or body.max_tokens,
-                  body.temperature, body.top_p, body.seed, body.ignore_eos, body.stop)
+                  body.temperature, body.top_p, body.seed, body.ignore_eos, body.stop, model=_aura_model(state, body.model))
     cid, created = f"chatcmpl-{job.request_id}", int(time.time())
 
     if not body.stream:
@@ -303,7 +311,8 @@ async def transcriptions(
     mode = _resolve_model(state, model)
     _set_mode(request, mode)
     audio = await _read_upload(file, "file")
-    result, segments = await run_to_completion(request, pipeline.transcribe(mode, audio, _request_id(request), temperature))
+    work = pipeline.transcribe(mode, audio, _request_id(request), temperature, model=_aura_model(state, model))
+    result, segments = await run_to_completion(request, work)
     if response_format == "text":
         return PlainTextResponse(result.text + "\n")
     if response_format == "srt":

@@ -56,6 +56,7 @@ class ChatJob:
     seed: int | None = None
     ignore_eos: bool = False
     stop: list[str] | None = None
+    model: str | None = None  # which AuRA model (Pipeline.models); None: the server's default
 
 
 @dataclass
@@ -92,15 +93,21 @@ def _engine_request(job: ChatJob, **prompt) -> EngineRequest:
     return EngineRequest(job.request_id, 0, job.temperature, job.top_p, job.seed, job.ignore_eos, stop=job.stop, **prompt)
 
 
+@dataclass
+class AuraModel:
+    bundle: Bundle  # its audio layer, prompt format and transcription instruction
+    adapter: str | None  # the engine's name of its LoRA when the engine is the base LLM; None: the engine is its merged LLM
+
+
 class Pipeline:
     def __init__(self, bundle: Bundle, engine: Engine, *, cascade_engine: Engine | None, asr: ASR | None,
                  max_audio_seconds: float, max_request_audio_seconds: float, default_max_tokens: int,
-                 aura_adapter: str | None = None, max_transcription_seconds: float | None = None):
-        self.bundle = bundle
+                 aura_adapter: str | None = None, max_transcription_seconds: float | None = None,
+                 more_models: dict[str, AuraModel] | None = None):
+        self.bundle = bundle  # the default AuRA model's; its tokenizer and chat template also build the cascade's prompts
         self.engine = engine
-        # The engine's name of the AuRA LoRA when `engine` is the base LLM (one engine for everything);
-        # None when it is the merged AuRA LLM.
-        self.aura_adapter = aura_adapter
+        # AuRA models by public name; None is the default one. More than one: several LoRAs on one base engine.
+        self.models = {None: AuraModel(bundle, aura_adapter), **(more_models or {})}
         self.cascade_engine = cascade_engine
         self.asr = asr
         self.max_audio_seconds = max_audio_seconds
@@ -171,20 +178,21 @@ class Pipeline:
         return Prepared(job, req, engine, result, t0)
 
     async def _aura_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
+        model = self.models[job.model]
         features = embed = 0.0
         audio_embeds = []
         for w in waves:
-            tokens, timing = await to_thread.run_sync(self.bundle.embed_audio, w)
+            tokens, timing = await to_thread.run_sync(model.bundle.embed_audio, w)
             audio_embeds.append(tokens)
             features += timing.features_ms
             embed += timing.embed_ms
         t = time.perf_counter()
-        prompt = await to_thread.run_sync(self.bundle.prompt, job.messages, audio_embeds)
+        prompt = await to_thread.run_sync(model.bundle.prompt, job.messages, audio_embeds)
         result.timings_ms["features"] = round(features, 2)
         result.timings_ms["embed"] = round(embed + _ms(t), 2)  # audio layer + prompt assembly
         result.audio_tokens = prompt.audio_tokens
         # Without audio there is nothing for the LoRA to hear: text goes to the untouched base model.
-        return _engine_request(job, prompt_embeds=prompt.embeds, adapter=self.aura_adapter if waves else None)
+        return _engine_request(job, prompt_embeds=prompt.embeds, adapter=model.adapter if waves else None)
 
     async def _cascade_request(self, job: ChatJob, waves: list[np.ndarray], result: ChatResult) -> EngineRequest:
         texts = iter(await self.transcribe_cascade(waves, result))
@@ -226,8 +234,8 @@ class Pipeline:
             pass
         return p.result
 
-    async def transcribe(self, mode: Mode, audio: AudioInput, request_id: str, temperature: float = 0.0
-                         ) -> tuple[ChatResult, list[Segment]]:
+    async def transcribe(self, mode: Mode, audio: AudioInput, request_id: str, temperature: float = 0.0,
+                         model: str | None = None) -> tuple[ChatResult, list[Segment]]:
         """/v1/audio/transcriptions: a file of up to max_transcription_seconds, cut into segments of
         at most max_audio_seconds (service.transcript), all transcribed at once: AuRA's as one
         concurrent batch of engine requests, the cascade's by its ASR alone (no LLM)."""
@@ -237,10 +245,11 @@ class Pipeline:
         result = ChatResult()
         [wave] = await self.decode([audio], result, self.max_transcription_seconds, self.max_transcription_seconds)
         segments = await to_thread.run_sync(speech_segments, wave, self.max_audio_seconds)
-        instruction = [{"type": "audio"}, {"type": "text", "text": self.bundle.cfg.transcribe_instruction}]
+        instruction = [{"type": "audio"}, {"type": "text", "text": self.models[model].bundle.cfg.transcribe_instruction}]
 
         async def aura(i: int, segment: Segment) -> None:
-            job = ChatJob("aura", [{"role": "user", "content": instruction}], [], f"{request_id}-{i}", temperature=temperature)
+            job = ChatJob("aura", [{"role": "user", "content": instruction}], [], f"{request_id}-{i}", temperature=temperature,
+                          model=model)
             p = await self._prepare_waves(job, [segment.samples(wave)], ChatResult(), time.perf_counter())
             async for _ in self.generate(p):
                 pass

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="port to listen on")
 
     engine: Literal["inprocess", "remote"] = Field("inprocess", description="in-process vLLM AsyncLLM, or a remote `vllm serve`")
+    adapters: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="more AuRA models on the bundle's base LLM, served by the same engine "
+        "(--engine-layout single): NAME=BUNDLE_DIR, comma-separated; each NAME is a model of its own")
     engine_layout: Literal["single", "separate"] = Field(
         "single", description="in-process engines. single: one engine of the base LLM serves AuRA (the bundle's LoRA, applied "
         "per request), the cascade and text (the base model); separate: the merged AuRA LLM and the base LLM, "
@@ -60,12 +63,24 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="debug, info, warning, error")
     log_json: bool = Field(True, description="JSON log lines (one object per line, with the request id)")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "adapters", mode="before")
     @classmethod
-    def _split_keys(cls, v):
+    def _split_commas(cls, v):
         if isinstance(v, str):
             return [k.strip() for k in v.split(",") if k.strip()]
         return v
+
+    @field_validator("adapters")
+    @classmethod
+    def _name_equals_dir(cls, v: list[str]) -> list[str]:
+        for item in v:
+            name, sep, path = item.partition("=")
+            if not (sep and name.strip() and path.strip()):
+                raise ValueError(f"adapters: {item!r} is not NAME=BUNDLE_DIR")
+        return v
+
+    def more_adapters(self) -> dict[str, str]:
+        return {name.strip(): path.strip() for name, _, path in (item.partition("=") for item in self.adapters)}
 
     @model_validator(mode="after")
     def _read_keys_file(self):

@@ -18,7 +18,7 @@ from service.engines.base import Engine
 from service.engines.inprocess import InProcessEngine
 from service.engines.remote import RemoteEngine
 from service.limits import ConcurrencyLimiter
-from service.pipeline import Pipeline
+from service.pipeline import AuraModel, Pipeline
 from service.settings import Settings
 
 log = logging.getLogger("aura.server")
@@ -89,6 +89,26 @@ class ServerState:
             return None, None
         return asr, llm
 
+    def _more_models(self, base: str | None) -> dict[str, AuraModel]:
+        """The bundles of --adapters, checked: each must be a LoRA of the base LLM the one engine serves."""
+        out = {}
+        for name, path in self.settings.more_adapters().items():
+            if name in (self.model_name, self.cascade_model_name) or name in out:
+                raise BundleError(f"adapters: the model name {name!r} is taken")
+            if base is None:
+                raise BundleError("--adapters needs one engine of the base LLM (--engine-layout single, an in-process engine, "
+                                  "and a bundle that carries its LoRA); see the log for why this server runs two")
+            try:
+                bundle = Bundle.load(path)
+            except (BundleError, OSError) as e:
+                raise BundleError(f"adapters: {name}={path}: {e}") from None
+            if bundle.lora_dir is None:
+                raise BundleError(f"adapters: {name}={path} carries no un-merged LoRA (lora/); export it again")
+            if os.path.realpath(bundle.base_llm_dir) != os.path.realpath(base):
+                raise BundleError(f"adapters: {name}={path} adapts {bundle.base_llm_dir}, not the base LLM this engine serves ({base})")
+            out[name] = AuraModel(bundle, name)
+        return out
+
     async def start(self) -> None:
         s = self.settings
         if s.engine == "remote" and not s.remote_url:
@@ -103,11 +123,13 @@ class ServerState:
         if asr_dir:
             asr = await to_thread.run_sync(lambda: ASR(asr_dir, compute_type=s.asr_compute_type, cpu_threads=s.asr_threads, beam_size=s.asr_beam_size))
         base = self._single_engine_base(bundle, cascade_llm)
+        more_models = await to_thread.run_sync(self._more_models, base)
         aura_adapter = None
         if base:  # one engine: AuRA is its LoRA, applied per request; the cascade and text run on the base model
             aura_adapter = self.model_name
-            engine = self._engine(base, None, self.model_name, prompt_embeds=True, log_stats=True,
-                                  adapters={aura_adapter: (bundle.lora_dir, bundle.lora_rank)})
+            adapters = {aura_adapter: (bundle.lora_dir, bundle.lora_rank)}
+            adapters |= {name: (m.bundle.lora_dir, m.bundle.lora_rank) for name, m in more_models.items()}
+            engine = self._engine(base, None, self.model_name, prompt_embeds=True, log_stats=True, adapters=adapters)
             await engine.start()
             self.engines.append(engine)
             cascade_engine = engine if asr else None
@@ -122,7 +144,7 @@ class ServerState:
             await engine.start()
             self.engines.append(engine)
         self.layout = "single" if base else "separate"
-        self.pipeline = Pipeline(bundle, engine, aura_adapter=aura_adapter, cascade_engine=cascade_engine, asr=asr,
+        self.pipeline = Pipeline(bundle, engine, aura_adapter=aura_adapter, more_models=more_models, cascade_engine=cascade_engine, asr=asr,
                                  max_audio_seconds=s.max_audio_seconds, max_request_audio_seconds=s.max_request_audio_seconds,
                                  max_transcription_seconds=s.max_transcription_seconds,
                                  default_max_tokens=s.default_max_tokens)
@@ -143,6 +165,8 @@ class ServerState:
     def models(self) -> dict[str, str]:
         """Public model name → path."""
         out = {self.model_name: "aura"}
+        if self.pipeline is not None:
+            out |= {name: "aura" for name in self.pipeline.models if name is not None}
         if self.pipeline is not None and self.pipeline.has_cascade:
             out[self.cascade_model_name] = "cascade"
         return out

@@ -64,6 +64,7 @@ class StubPipeline:
     """A loaded model that answers "hi" (enough of service.pipeline.Pipeline for the chat routes)."""
 
     has_cascade = False
+    models: dict = {None: None}  # the default AuRA model only
 
     async def prepare(self, job):
         from service.pipeline import ChatResult

@@ -60,18 +60,63 @@ def test_mixed_requests_in_one_engine_equal_each_alone(server, model, speech_cor
 
 
 @pytest.fixture(scope="module")
-def separate_server(tiny):
+def second_bundle(tiny, tmp_path_factory) -> str:
+    """Another AuRA adapter (other random LoRA and audio layer) of the same tiny base LLM."""
+    import torch
+
+    from adapters.runtime.config import AuraConfig
+    from adapters.train.export import export_bundle
+    from adapters.train.student import Student
+
+    torch.manual_seed(7)
+    cfg = AuraConfig.load(tiny["checkpoint"])
+    cfg.name = "second"
+    out = tmp_path_factory.mktemp("second")
+    Student.create(cfg, lora_init=False).save_checkpoint(str(out / "checkpoint"))
+    return export_bundle(str(out / "checkpoint"), str(out / "bundle"))
+
+
+@pytest.fixture(scope="module")
+def multi_server(tiny, second_bundle):
     from benchmarks.server_process import aura_serve
 
-    proc = aura_serve("--bundle", tiny["bundle"], "--engine-layout", "separate", "--cascade", "off",
+    proc = aura_serve("--bundle", tiny["bundle"], "--adapters", f"second={second_bundle}", "--cascade", "off",
                       "--max-model-len", "512", "--gpu-memory-utilization", "0.1").wait_ready()
     yield proc
     proc.stop()
 
 
-def test_the_per_request_lora_answers_as_the_merged_model(server, separate_server, model, speech_corpus):
+@pytest.fixture(scope="module")
+def separate_server(second_bundle):
+    """The second adapter alone, merged into its own engine: what it must answer on the shared one."""
+    from benchmarks.server_process import aura_serve
+
+    proc = aura_serve("--bundle", second_bundle, "--engine-layout", "separate", "--cascade", "off",
+                      "--max-model-len", "512", "--gpu-memory-utilization", "0.1").wait_ready()
+    yield proc
+    proc.stop()
+
+
+def test_a_second_adapter_shares_the_engine_and_answers_as_its_merged_model(multi_server, separate_server, model, speech_corpus):
     assert httpx.get(separate_server.url + "/ready").json()["engine_layout"] == "separate"
-    requests = [r for r in _requests(model, _clips(speech_corpus, 6)) if r["model"] == model][::2]  # AuRA with audio
-    single = asyncio.run(_answers(server, requests, concurrently=False))
-    merged = asyncio.run(_answers(separate_server, requests, concurrently=False))
-    assert single == merged
+    assert {m["id"] for m in httpx.get(multi_server.url + "/v1/models").json()["data"]} == {model, "second"}
+    audio = [r for r in _requests(model, _clips(speech_corpus, 6)) if r["model"] == model][::2]  # with audio (text goes to the base model)
+    second = [{**r, "model": "second"} for r in audio]
+    merged = asyncio.run(_answers(separate_server, second, concurrently=False))
+    # Both adapters' requests at once, so batches mix the two LoRAs.
+    together = asyncio.run(_answers(multi_server, [r for pair in zip(audio, second, strict=True) for r in pair], concurrently=True))
+    alone = asyncio.run(_answers(multi_server, second, concurrently=False))
+    assert together[1::2] == alone, "the second adapter's answers change when batched beside the first"
+    assert alone == merged, "the second adapter, per request, differs from its merged weights"
+    assert together[0::2] != together[1::2], "the two adapters answer alike: the second LoRA is not applied"
+
+
+def test_adapters_are_name_equals_bundle():
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    assert Settings(adapters="a=/x, b=/y").more_adapters() == {"a": "/x", "b": "/y"}
+    for bad in ("a", "=/x", "a="):
+        with pytest.raises(ValidationError, match="NAME=BUNDLE_DIR"):
+            Settings(adapters=bad)
