@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     asr_compute_type: str = Field("auto", description="CTranslate2 compute type of the ASR (auto: the fastest, int8 on CPU and "
                                   "float16 on GPU; or default (the model's own), float32, int8_float16, ...)")
     asr_threads: int = Field(0, ge=0, description="CPU threads of the ASR (0: CTranslate2 default)")
+    frontend_threads: int = Field(1, ge=1, description="torch threads of the gateway's audio front end (log-mel and the audio "
+                                  "layer: a few ms per clip); vLLM's engine has its own, so more here mostly takes cores from it")
     asr_beam_size: int = Field(1, ge=1, description="ASR beam size (1: greedy, the fastest)")
 
     gpu_memory_utilization: float = Field(0.2, gt=0, le=1, description="vLLM: GPU memory fraction (on CPU: fraction of RAM for KV cache)")
