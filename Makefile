@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run bundle tiny bench bench-layouts bench-long-audio demo-models corpus train-demo oracle evaluate device-pack clean
+.PHONY: setup test test-fast lint run bundle tiny bench bench-layouts bench-long-audio fuzz demo-models corpus train-demo oracle evaluate device-pack clean
 
 setup: $(STAMP)
 
@@ -104,6 +104,10 @@ bench-layouts: $(DEMO)/.done
 
 bench-long-audio: $(DEMO)/.done
 	$(BIN)/python -m benchmarks.long_audio
+
+# Schemathesis over every route of a server on the tiny bundle: 2,000 cases, no 5xx (CI runs 150).
+fuzz: $(TINY)/bundle/aura.json
+	$(BIN)/python -m benchmarks.fuzz --bundle $(TINY)/bundle --cases 2000
 
 test: setup
 	$(BIN)/python -m pytest -q
