@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run bundle tiny bench bench-layouts bench-long-audio fuzz demo-models corpus train-demo oracle evaluate device-pack clean
+.PHONY: setup test test-fast lint run bundle tiny bench bench-layouts bench-long-audio fuzz soak demo-models corpus train-demo oracle evaluate device-pack clean
 
 setup: $(STAMP)
 
@@ -108,6 +108,11 @@ bench-long-audio: $(DEMO)/.done
 # Schemathesis over every route of a server on the tiny bundle: 2,000 cases, no 5xx (CI runs 150).
 fuzz: $(TINY)/bundle/aura.json
 	$(BIN)/python -m benchmarks.fuzz --bundle $(TINY)/bundle --cases 2000
+
+# 64 clients for 10 minutes on the tiny bundle, mixed routes and containers, 10 % hanging up: errors,
+# requests left in flight, RSS slope (benchmarks/soak.py).
+soak: $(TINY)/bundle/aura.json
+	$(BIN)/python -m benchmarks.soak --bundle $(TINY)/bundle
 
 test: setup
 	$(BIN)/python -m pytest -q

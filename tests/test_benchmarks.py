@@ -109,3 +109,12 @@ def test_publish_adds_reports_run_on_their_own(tmp_path):
     assert text.startswith("## Engine layouts") and "Run on its own" in text and "| a | b |" in text
     with pytest.raises(SystemExit):
         extra_section(str(tmp_path / "nothing"))
+
+
+def test_soak_rss_slope_reads_the_second_half():
+    from benchmarks.soak import slope_mib_per_min
+
+    warm_up = [{"t_s": t, "rss_mib": 1000.0 + 50 * t} for t in range(0, 60, 5)]  # start-up growth, ignored
+    steady = [{"t_s": t, "rss_mib": 4000.0 + t / 60 * 2} for t in range(60, 180, 5)]  # 2 MiB a minute
+    assert slope_mib_per_min(warm_up + steady) == pytest.approx(2.0, abs=0.01)
+    assert slope_mib_per_min(steady[:4]) is None
