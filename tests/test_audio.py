@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 from conftest import encode_pyav, tone, wav_bytes
 
-from adapters.runtime.audio import decode_audio
+from adapters.runtime.audio import _decode_pyav, _decode_soundfile, decode_audio, to_mono_16k
 from adapters.runtime.errors import AudioError
 
 
@@ -42,6 +42,18 @@ def test_pyav_containers(container, codec):
     wave = decode_audio(data)
     assert abs(wave.shape[0] / 16000 - 1.0) < 0.1
     assert np.abs(wave).max() > 0.1
+
+
+def test_one_resampler_whichever_library_reads_the_container():
+    # The same stereo 44.1 kHz WAV read by libsndfile and by FFmpeg must give the same 16 kHz wave:
+    # downmix and resampling happen in one place (soxr), not in FFmpeg's swresample for some formats.
+    rng = np.random.default_rng(0)
+    stereo = np.stack([tone(1.0, 44100), 0.2 * rng.standard_normal(44100).astype(np.float32)], axis=1)
+    data = wav_bytes(stereo, 44100, subtype="FLOAT")
+    by_soundfile = to_mono_16k(*_decode_soundfile(data, None))
+    by_ffmpeg = to_mono_16k(*_decode_pyav(data, None))
+    assert by_soundfile.shape == by_ffmpeg.shape
+    assert np.abs(by_soundfile - by_ffmpeg).max() < 1e-6
 
 
 @pytest.mark.parametrize(

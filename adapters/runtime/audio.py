@@ -67,28 +67,34 @@ def _decode_soundfile(data: bytes, max_seconds: float | None) -> tuple[np.ndarra
 
 
 def _decode_pyav(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """Mono 16 kHz samples through FFmpeg, with the same bounds: the container's declared duration
-    first, then the decoded length, frame by frame."""
+    """Mono samples and their rate through FFmpeg, with the same bounds: the container's declared
+    duration first, then the decoded length, frame by frame. FFmpeg only decodes: downmixing (a plain
+    mean) and resampling (soxr) are left to to_mono_16k, as for libsndfile, so the same audio gives
+    the same features whichever library reads its container (swresample's downmix matrix and
+    resampling filter differ from ours)."""
     import av  # imported lazily: FFmpeg is only needed for containers libsndfile cannot read
 
-    chunks: list[np.ndarray] = []
-    samples = 0
+    mono: list[np.ndarray] = []
+    frames = 0
+    rate = 0
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.audio:
             raise AudioError("the file has no audio stream")
         if container.duration:  # microseconds, when the container declares it
             _too_long(container.duration / 1e6, max_seconds)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        # Planar float32 at the stream's own layout and rate: a sample-format conversion only.
+        to_float = av.AudioResampler(format="fltp")
         for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-                samples += chunks[-1].shape[0]
-            _too_long(samples / SAMPLE_RATE, max_seconds)
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    if not chunks:
+            rate = rate or frame.sample_rate
+            for out in to_float.resample(frame):
+                mono.append(out.to_ndarray().mean(axis=0))  # (channels, samples) -> samples
+                frames += mono[-1].shape[0]
+            _too_long(frames / rate, max_seconds)
+        for out in to_float.resample(None):
+            mono.append(out.to_ndarray().mean(axis=0))
+    if not mono:
         return np.zeros(0, np.float32), SAMPLE_RATE
-    return np.concatenate(chunks).astype(np.float32), SAMPLE_RATE
+    return np.concatenate(mono).astype(np.float32, copy=False), rate
 
 
 def decode_audio(data: bytes, *, max_seconds: float | None = None, name: str = "audio") -> np.ndarray:
