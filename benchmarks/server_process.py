@@ -66,6 +66,9 @@ def aura_serve(*args: str, port: int | None = None, log_path: str | None = None,
                          port=port, log_path=log_path, api_key=api_key)
 
 
-def vllm_serve(model_dir: str, *args: str) -> ServerProcess:
-    return ServerProcess([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--enable-prompt-embeds",
-                          "--enforce-eager", "--host", "127.0.0.1", *args], "/health", "vllm-serve")
+VLLM_SERVE = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1"]
+
+
+def vllm_serve(model_dir: str, *args: str, log_path: str | None = None) -> ServerProcess:
+    return ServerProcess([*VLLM_SERVE, "--model", model_dir, "--enable-prompt-embeds", "--enforce-eager", *args], "/health", "vllm-serve",
+                         log_path=log_path)

@@ -4,7 +4,8 @@
     python -m benchmarks.suite --url http://host:8000 --model NAME    # against a server already running
 
 Each run writes loadtest.*, overhead.*, quality.* and the plots into its own folder, plus
-summary.md; `--publish` also rewrites benchmarks/RESULTS.md from that folder.
+summary.md; when it started the server itself, also raw_vllm.* (the gateway ÷ a plain `vllm serve` of
+the same engine, benchmarks.raw_vllm); `--publish` also rewrites benchmarks/RESULTS.md from that folder.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import time
 
 import httpx
 
-from benchmarks import loadtest, overhead, quality
+from adapters.cli import default_bundle
+from benchmarks import loadtest, overhead, quality, raw_vllm
 from benchmarks.publish import publish
 from benchmarks.real_speech import fetch
-from benchmarks.report import machine, machine_line
+from benchmarks.report import machine, machine_line, write_report
 from benchmarks.server_process import ServerProcess, aura_serve
+from service.settings import Settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -78,6 +81,8 @@ def summary(results: dict, out: str, command: str, model: str) -> str:
     for label, _, what in HELDOUT_SETS:
         if f"quality-{label}" in results:
             parts += [f"## Quality: {what}\n", open(os.path.join(out, f"quality-{label}", "quality.md")).read().split("\n", 4)[-1]]
+    if "raw_vllm" in results:
+        parts.append("#" + open(os.path.join(out, "raw_vllm.md")).read())
     return "\n".join(parts)
 
 
@@ -108,6 +113,11 @@ def main(argv=None) -> None:
         models = {m["id"]: m["path"] for m in httpx.get(url + "/v1/models", timeout=10).json()["data"]}
         model = a.model or next(k for k, v in models.items() if v == "aura")
         results = run_suite(url, model, audio, out, a.quick, a.quality_limit, a.heldout)
+        if server is not None:  # the bundle is known: a plain vLLM server of the same engine beside it
+            args = raw_vllm.parser().parse_args(["--url", url, "--rounds", "1" if a.quick else "2", "--requests", "16" if a.quick else "32"])
+            settings = Settings(bundle=a.bundle or default_bundle())  # what start_server's `aura serve` runs with
+            results["raw_vllm"] = raw_vllm.run(url, settings, audio, args)
+            write_report(out, "raw_vllm", results["raw_vllm"], raw_vllm.markdown(results["raw_vllm"]))
     finally:
         if server is not None:
             server.stop()

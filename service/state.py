@@ -77,6 +77,18 @@ class ServerState:
             return None
         return base
 
+    def _single_engine(self, bundle: Bundle, base: str, more_models: dict[str, AuraModel]) -> InProcessEngine:
+        """The one engine of the base LLM, with AuRA's LoRA (named as the model) and every --adapters one."""
+        adapters = {self.model_name: (bundle.lora_dir, bundle.lora_rank)}
+        adapters |= {name: (m.bundle.lora_dir, m.bundle.lora_rank) for name, m in more_models.items()}
+        return self._engine(base, None, self.model_name, prompt_embeds=True, log_stats=True, adapters=adapters)
+
+    def planned_engine(self, bundle: Bundle) -> InProcessEngine | None:
+        """The engine start() runs on the single layout, not started (benchmarks.raw_vllm starts a plain
+        `vllm serve` with its settings); None when this server would run two engines."""
+        base = self._single_engine_base(bundle, self._cascade_parts(bundle)[1])
+        return self._single_engine(bundle, base, {}) if base else None
+
     def _cascade_parts(self, bundle: Bundle) -> tuple[str | None, str | None]:
         s = self.settings
         asr = s.cascade_asr or bundle.cfg.asr_model
@@ -131,9 +143,7 @@ class ServerState:
         aura_adapter = None
         if base:  # one engine: AuRA is its LoRA, applied per request; the cascade and text run on the base model
             aura_adapter = self.model_name
-            adapters = {aura_adapter: (bundle.lora_dir, bundle.lora_rank)}
-            adapters |= {name: (m.bundle.lora_dir, m.bundle.lora_rank) for name, m in more_models.items()}
-            engine = self._engine(base, None, self.model_name, prompt_embeds=True, log_stats=True, adapters=adapters)
+            engine = self._single_engine(bundle, base, more_models)
             await engine.start()
             self.engines.append(engine)
             cascade_engine = engine if asr else None

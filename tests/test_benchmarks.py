@@ -118,3 +118,42 @@ def test_soak_rss_slope_reads_the_second_half():
     steady = [{"t_s": t, "rss_mib": 4000.0 + t / 60 * 2} for t in range(60, 180, 5)]  # 2 MiB a minute
     assert slope_mib_per_min(warm_up + steady) == pytest.approx(2.0, abs=0.01)
     assert slope_mib_per_min(steady[:4]) is None
+
+
+def test_the_engines_serve_flags_give_vllm_the_same_engine_args(tiny):
+    # benchmarks.raw_vllm starts `vllm serve` with these flags; parsed by vLLM's own CLI parser they
+    # must build the engine the gateway builds from its keyword arguments.
+    from vllm import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    from adapters.runtime.bundle import Bundle
+    from service.engines.inprocess import InProcessEngine
+
+    bundle = Bundle.load(tiny["bundle"])
+    engine = InProcessEngine(bundle.base_llm_dir, name="m", max_model_len=384, gpu_memory_utilization=0.15, log_stats=False,
+                             adapters={"m": (bundle.lora_dir, bundle.lora_rank)})
+    parsed = AsyncEngineArgs.from_cli_args(AsyncEngineArgs.add_cli_args(FlexibleArgumentParser()).parse_args(engine.serve_args()))
+    for key, value in engine._args.items():  # (vLLM's parser and its dataclass disagree on defaults we leave alone)
+        got = getattr(parsed, key)
+        assert (got[0] if key == "served_model_name" else got) == value, key
+    assert parsed.enable_lora and parsed.max_model_len == 384 and parsed.disable_log_stats
+
+
+@pytest.mark.vllm
+def test_raw_vllm_compares_the_gateway_with_vllm_serve_of_its_engine(server, tiny, real_speech, tmp_path):
+    from conftest import MAX_MODEL_LEN
+
+    from benchmarks import raw_vllm
+    from service.settings import Settings
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": r["path"], "text": r["text"]}) + "\n" for r in real_speech[10:13]))
+    settings = Settings(bundle=tiny["bundle"], max_model_len=MAX_MODEL_LEN, gpu_memory_utilization=0.15)
+    args = raw_vllm.parser().parse_args(["--url", server.url, "--rounds", "1", "--concurrency", "1,2", "--requests", "4", "--max-tokens", "4"])
+    result = raw_vllm.run(server.url, settings, str(manifest), args)
+    (round_,) = result["rounds"]
+    for side in ("gateway", "vllm"):
+        for c in (1, 2):
+            assert round_[side][c]["errors"] == 0 and round_[side][c]["requests_per_s"] > 0
+    assert round_["gateway"][1]["prompt_tokens_mean"] == round_["vllm"][1]["prompt_tokens_mean"]  # the same prompts, templated alike
+    assert "| 1 |" in raw_vllm.markdown(result)

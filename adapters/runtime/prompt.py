@@ -75,7 +75,12 @@ def _flatten_content(content, role: str) -> tuple[str, int]:
     return "\n".join(pieces), n_audio
 
 
-def render_chat(tokenizer, messages: list[dict], chat_template: str | None, add_generation_prompt: bool = True) -> tuple[str, int]:
+def chat_template(tokenizer, override: str | None) -> str:
+    """The template chats are rendered with: the bundle's own, else the tokenizer's, else a plain default."""
+    return override or tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE
+
+
+def render_chat(tokenizer, messages: list[dict], template: str | None, add_generation_prompt: bool = True) -> tuple[str, int]:
     """Render the chat template with AUDIO_SLOT markers; returns (text, number of audio parts)."""
     flat, n_audio = [], 0
     for m in messages:
@@ -85,10 +90,9 @@ def render_chat(tokenizer, messages: list[dict], chat_template: str | None, add_
         text, n = _flatten_content(m.get("content", ""), role)
         flat.append({"role": role, "content": text})
         n_audio += n
-    template = chat_template or tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE
     try:
         rendered = tokenizer.apply_chat_template(
-            flat, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=template
+            flat, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=chat_template(tokenizer, template)
         )
     except Exception as e:  # jinja raise_exception() in templates, e.g. "roles must alternate"
         raise PromptError(f"the chat template rejected the messages: {e}") from None

@@ -64,6 +64,18 @@ class InProcessEngine:
         self._llm = None
         self._lora_requests: dict = {}
 
+    def serve_args(self) -> list[str]:
+        """This engine's settings as `vllm serve` flags: benchmarks.raw_vllm starts a plain vLLM server
+        with them to measure what the gateway adds."""
+        flags = []
+        for key, value in self._args.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                flags.append(flag)
+            elif value is not False:
+                flags += [flag, str(value)]
+        return flags
+
     async def start(self) -> None:
         log.info("starting in-process vLLM engine", extra={"model": self.model_dir, "engine_name": self.name,
                                                             "adapters": sorted(self.adapters)})
