@@ -1,15 +1,15 @@
-"""A remote `vllm serve --enable-prompt-embeds`, reached through its streamed Completions API."""
+"""A remote `vllm serve --enable-prompt-embeds`, reached through its streamed Completions API with
+the official `openai` client."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import io
-import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-import httpx
+import openai
 import torch
 from anyio import to_thread
 
@@ -40,20 +40,23 @@ class RemoteEngine:
         self.name = name
         self.max_model_len = max_model_len
         self.served_model: str | None = None
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(timeout_s, connect=10.0))
+        # max_retries=0: a retried generation would run twice on the remote GPU; the gateway reports the
+        # failure instead. The key is explicit so that an OPENAI_API_KEY in our environment is never
+        # sent; a vLLM started without --api-key ignores it.
+        self._client = openai.AsyncOpenAI(base_url=self.base_url + "/v1", api_key="EMPTY", max_retries=0,
+                                          timeout=openai.Timeout(timeout_s, connect=10.0))
 
     async def start(self) -> None:
-        r = await self._client.get("/v1/models")
-        r.raise_for_status()
-        models = r.json()["data"]
-        self.served_model = models[0]["id"]
-        remote_len = models[0].get("max_model_len")
+        with self._errors():
+            models = (await self._client.models.list()).data
+        self.served_model = models[0].id
+        remote_len = (models[0].model_extra or {}).get("max_model_len")  # a vLLM extension of the model entry
         if remote_len:
             self.max_model_len = min(self.max_model_len, int(remote_len))
         log.info("remote vLLM engine ready", extra={"url": self.base_url, "served_model": self.served_model})
 
     async def stop(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
     def alive(self) -> bool:
         # A remote vLLM that is down may come back (its own orchestrator restarts it); until then each
@@ -61,55 +64,49 @@ class RemoteEngine:
         return True
 
     async def generate(self, req: EngineRequest) -> AsyncIterator[TokenDelta]:
-        body = {
-            "model": self.served_model,
-            "max_tokens": req.max_tokens,
-            "temperature": req.temperature,
-            "top_p": req.top_p,
-            "stream": True,
-            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
-        }
-        if req.ignore_eos:
-            body["ignore_eos"] = True  # a vLLM extension of the Completions API
-        if req.seed is not None:
-            body["seed"] = req.seed
-        if req.stop:
-            body["stop"] = req.stop
+        extra: dict = {"ignore_eos": True} if req.ignore_eos else {}  # vLLM extensions of the Completions API
         if req.prompt_embeds is not None:
             # torch.save + base64 of a few MB: off the event loop, which serves every other request
-            body["prompt_embeds"] = await to_thread.run_sync(tensor_to_base64, req.prompt_embeds)
-        else:
-            body["prompt"] = req.prompt_token_ids
-        try:
-            # aclosing: a client that goes away closes this generator, and must close the inner one (and
-            # so the connection) now, not when it is garbage-collected.
-            async with contextlib.aclosing(self._stream(body, req.request_id)) as deltas:
-                async for delta in deltas:
-                    yield delta
-        except httpx.TransportError as e:
-            raise RemoteEngineError(f"cannot reach the remote vLLM at {self.base_url}: {e!r}") from e
+            extra["prompt_embeds"] = await to_thread.run_sync(tensor_to_base64, req.prompt_embeds)
+        with self._errors():
+            stream = await self._client.completions.create(
+                model=self.served_model,
+                # None (JSON null), not the "" of vLLM's example: vLLM makes a text prompt sent beside
+                # prompt_embeds a second prompt, and "" is then refused as empty (the stream's error) or,
+                # where the tokenizer adds a BOS, generates a second completion.
+                prompt=None if req.prompt_embeds is not None else req.prompt_token_ids,
+                max_tokens=req.max_tokens,
+                temperature=req.temperature,
+                top_p=req.top_p,
+                seed=req.seed,
+                stop=req.stop or None,
+                stream=True,
+                # continuous_usage_stats (vLLM): every chunk carries the completion tokens so far
+                stream_options={"include_usage": True, "continuous_usage_stats": True},
+                extra_body=extra,
+                extra_headers={"X-Request-Id": req.request_id},
+            )
+            # Leaving this block early (a client that went away closes this generator, aclosing at each
+            # level) closes the HTTP response now, not at garbage collection; vLLM aborts the request
+            # on disconnect.
+            async with stream:
+                total = 0
+                async for chunk in stream:
+                    if chunk.usage:
+                        total = chunk.usage.completion_tokens
+                    for choice in chunk.choices:  # none in the final, usage-only chunk
+                        yield TokenDelta(choice.text, total, choice.finish_reason)
 
-    async def _stream(self, body: dict, request_id: str) -> AsyncIterator[TokenDelta]:
-        # Leaving this block early closes the connection; vLLM aborts the request on disconnect.
-        async with self._client.stream("POST", "/v1/completions", json=body, headers={"X-Request-Id": request_id}) as r:
-            if r.status_code != 200:
-                detail = (await r.aread()).decode(errors="replace")[:500]
-                try:
-                    message = json.loads(detail).get("error", {}).get("message") or detail
-                except (ValueError, AttributeError):
-                    message = detail
-                raise RemoteEngineError(f"remote vLLM answered {r.status_code}: {detail}", r.status_code, str(message)[:300])
-            total = 0
-            async for line in r.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)
-                if "error" in chunk:
-                    raise RemoteEngineError(f"remote vLLM error: {chunk['error']}")
-                usage = chunk.get("usage") or {}
-                total = usage.get("completion_tokens", total)
-                for choice in chunk.get("choices", []):
-                    yield TokenDelta(choice.get("text", ""), total, choice.get("finish_reason"))
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The openai client's exceptions as RemoteEngineError, which the gateway turns into a response."""
+        try:
+            yield
+        except openai.APIStatusError as e:  # vLLM answered 4xx/5xx; e.body is its {"message", ...} object
+            message = e.body.get("message") if isinstance(e.body, dict) else None
+            raise RemoteEngineError(f"remote vLLM answered {e.status_code}: {str(e.body)[:500]}", e.status_code,
+                                    str(message or e.body)[:300]) from e
+        except openai.APIConnectionError as e:  # and APITimeoutError, a subclass
+            raise RemoteEngineError(f"cannot reach the remote vLLM at {self.base_url}: {(e.__cause__ or e)!r}") from e
+        except openai.APIError as e:  # an error event in the stream, after the 200
+            raise RemoteEngineError(f"remote vLLM error: {e.body}") from e
