@@ -3,13 +3,15 @@ subprocess; also API keys, and the cascade switched off."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from urllib.parse import urlparse
 
 import httpx
 import openai
 import pytest
-from helpers import audio_part, speech_chat, sse_events
+from conftest import MAX_MODEL_LEN
+from helpers import audio_part, metric, speech_chat, sse_events
 
 from benchmarks.server_process import aura_serve, vllm_serve
 
@@ -19,16 +21,22 @@ KEY = "test-key-1"
 
 
 @pytest.fixture(scope="module")
-def remote(tiny):
+def vllm(tiny):
     from adapters.runtime.bundle import Bundle
 
     bundle = Bundle.load(tiny["bundle"])
-    vllm = vllm_serve(bundle.llm_dir, "--max-model-len", "512", "--gpu-memory-utilization", "0.15").wait_ready()
+    # All 2,048 of the tiny model's positions: room for a completion that takes seconds, to be cut short.
+    proc = vllm_serve(bundle.llm_dir, "--max-model-len", "2048", "--gpu-memory-utilization", "0.15").wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def remote(tiny, vllm):
     gateway = aura_serve("--bundle", tiny["bundle"], "--engine", "remote", "--remote-url", vllm.url, "--cascade", "off",
-                         "--api-keys", f"{KEY},other-key", api_key=KEY).wait_ready()
+                         "--max-model-len", str(MAX_MODEL_LEN), "--api-keys", f"{KEY},other-key", api_key=KEY).wait_ready()
     yield gateway
     gateway.stop()
-    vllm.stop()
 
 
 def auth(key: str = KEY) -> dict:
@@ -91,3 +99,55 @@ def test_cascade_off_is_a_clear_400(remote, speech_wav, model):
     r = httpx.post(remote.url + "/v1/chat/completions", headers=auth(),
                    json={"model": model + "-cascade", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_remote_engine_refusals_stream_and_early_close(vllm):
+    """The engine against the real vLLM: what it refuses comes back as a 4xx with vLLM's own message
+    (which the gateway answers with a 400, not a 502); a stream counts its tokens; and closing a
+    stream early aborts the request in vLLM at once."""
+    from service.engines.base import EngineRequest
+    from service.engines.remote import RemoteEngine, RemoteEngineError
+    from service.pipeline import engine_failure
+
+    async def run():
+        engine = RemoteEngine(vllm.url, name="m", max_model_len=4096)
+        async with httpx.AsyncClient(base_url=vllm.url) as http:
+            async def vllm_metrics() -> tuple[float, float]:
+                text = (await http.get("/metrics")).text
+                return metric(text, "vllm:num_requests_running"), metric(text, "vllm:generation_tokens_total")
+
+            try:
+                await engine.start()
+                assert engine.max_model_len == 2048 and engine.served_model  # vLLM's, from its model entry
+
+                for req, words in ((EngineRequest("too-long", 2, prompt_token_ids=[5] * 2100), "maximum context length"),
+                                   (EngineRequest("bad-seed", 2, seed=2**64, prompt_token_ids=[5, 6]), "body.seed")):
+                    with pytest.raises(RemoteEngineError) as err:
+                        async for _ in engine.generate(req):
+                            pass
+                    assert err.value.status == 400 and words in err.value.detail, err.value
+                    answer = engine_failure(err.value)
+                    assert answer.status == 400 and answer.body()["error"]["message"].endswith(err.value.detail)
+
+                deltas = [d async for d in engine.generate(EngineRequest("full", 5, temperature=0, ignore_eos=True,
+                                                                         prompt_token_ids=[5, 6]))]
+                counts = [d.completion_tokens for d in deltas]
+                assert counts == sorted(counts) and counts[-1] == 5 and deltas[-1].finish_reason == "length", deltas
+
+                max_tokens = 2000
+                _, generated0 = await vllm_metrics()
+                stream = engine.generate(EngineRequest("cut-short", max_tokens, ignore_eos=True, prompt_token_ids=[5, 6]))
+                await anext(stream)
+                await stream.aclose()  # what a client that hangs up does to it (aclosing at each level)
+                for _ in range(100):
+                    running, generated = await vllm_metrics()
+                    if running == 0:
+                        break
+                    await asyncio.sleep(0.1)
+                assert running == 0 and generated - generated0 < max_tokens, "the request ran on after the close"
+                await asyncio.sleep(1.0)  # stopped, not merely slowed
+                assert (await vllm_metrics())[1] == generated, "vLLM kept generating for a stream that was closed"
+            finally:
+                await engine.stop()
+
+    asyncio.run(run())
