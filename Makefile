@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run bundle tiny bench bench-layouts bench-long-audio fuzz soak demo-models corpus train-demo oracle evaluate device-pack clean
+.PHONY: setup test test-fast lint run bundle api-key tiny bench bench-layouts bench-long-audio fuzz soak demo-models corpus train-demo oracle evaluate device-pack clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,17 @@ run: $(DEMO)/.done
 # Just build the default bundle (what docker-compose mounts), without serving it.
 bundle: $(DEMO)/.done
 	$(BIN)/python -m adapters.weights.pretrained bundle
+
+# The key docker-compose's gateway accepts and its Prometheus scrapes /metrics with: one random key
+# on one line, made once (delete the file for a new one). The folder is 0700, private to you; the file
+# is 0644 so that the containers' users can read it through the bind mount compose makes of it.
+# A folder by that name is what `docker compose up` leaves when the file was missing: refused here.
+api-key: secrets/api-key
+	@test -f $< || { echo "$< is not a file (docker compose makes a folder of a missing secret): remove it and run make api-key"; exit 1; }
+
+secrets/api-key:
+	mkdir -p secrets && chmod 700 secrets
+	python3 -c 'import secrets; print(secrets.token_hex(32))' > $@.tmp && chmod 644 $@.tmp && mv $@.tmp $@
 
 # Retraining the default adapter (hours on 2 CPU cores): speak the corpus, distil, publish.
 # MINUTES=N gives the run a wall-clock budget instead (the schedule follows the clock). What is

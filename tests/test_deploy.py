@@ -41,6 +41,41 @@ def test_prometheus_scrapes_gateway_and_vllm():
     assert targets == {"gateway:8000", "vllm:8001", "vllm-base:8002"}
 
 
+def _secret_names(service: dict) -> set[str]:
+    # docker-compose v1 writes a service's secrets as {source: NAME}, the short syntax is a plain NAME
+    return {x["source"] if isinstance(x, dict) else x for x in service.get("secrets", [])}
+
+
+def test_prometheus_scrapes_the_gateway_with_the_key_the_gateway_reads(tmp_path):
+    cfg = compose_config()
+    services, secrets = cfg["services"], cfg["secrets"]
+    (name,) = _secret_names(services["gateway"])
+    # The secret is a file in this checkout that `make api-key` writes.
+    assert os.path.relpath(secrets[name]["file"], ROOT) == "secrets/api-key"
+    in_container = f"/run/secrets/{name}"
+    assert services["gateway"]["environment"]["AURA_API_KEYS_FILE"] == in_container
+    assert name in _secret_names(services["prometheus"])
+    prom = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus.yml")))
+    jobs = {sc["targets"][0]: job for job in prom["scrape_configs"] for sc in job["static_configs"]}
+    assert jobs["gateway:8000"]["authorization"] == {"type": "Bearer", "credentials_file": in_container}
+    assert not any("authorization" in job for target, job in jobs.items() if target != "gateway:8000")
+
+    # What `make api-key` writes is one key that the gateway accepts, and that key is the whole file
+    # (Prometheus sends the file's content, trimmed, as the credential).
+    proc = subprocess.run(["make", "-s", "-f", os.path.join(ROOT, "Makefile"), "api-key"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    key_file = tmp_path / "secrets" / "api-key"
+    from service.settings import Settings
+
+    assert Settings(api_keys_file=str(key_file)).api_keys == [key_file.read_text().strip()]
+    # Private folder; a file the containers' users (10001, nobody) can read through the bind mount.
+    assert (os.stat(key_file.parent).st_mode & 0o777, os.stat(key_file).st_mode & 0o777) == (0o700, 0o644)
+    first = key_file.read_text()
+    assert subprocess.run(["make", "-s", "-f", os.path.join(ROOT, "Makefile"), "api-key"], cwd=tmp_path).returncode == 0
+    assert key_file.read_text() == first, "make api-key replaced an existing key"
+
+
 def test_dashboard_queries_use_real_metrics():
     dash = json.load(open(os.path.join(ROOT, "deploy", "grafana", "dashboards", "aura-gateway.json")))
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
