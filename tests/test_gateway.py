@@ -149,7 +149,7 @@ def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tiny):
                 if await until(second.done, timeout_s=1):  # a full queue answers at once; a queued request waits
                     r = second.result()
                     pytest.fail(f"the client that left kept the queue's only place: the next one got {r.status_code} {r.text}")
-                assert state.limiter.waiting == 1
+                assert await until(lambda: state.limiter.waiting == 1), "the next request was not queued"
                 state.limiter.release()  # the running request ends: the queued one runs, its body intact
                 r = await second
                 assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hi", r.text
