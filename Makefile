@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 TINY  := artifacts/tiny
 PORT  ?= 8000
 
-.PHONY: setup test test-fast lint run bundle api-key tiny bench bench-layouts bench-long-audio fuzz soak demo-models corpus train-demo oracle evaluate device-pack clean
+.PHONY: setup test test-fast lint run bundle api-key tiny bench bench-layouts bench-long-audio bench-bomb fuzz soak demo-models corpus train-demo oracle evaluate device-pack clean
 
 setup: $(STAMP)
 
@@ -115,6 +115,10 @@ bench-layouts: $(DEMO)/.done
 
 bench-long-audio: $(DEMO)/.done
 	$(BIN)/python -m benchmarks.long_audio
+
+# 25 MB of FLAC silence (~100 GB as samples), its length declared or hidden, against both audio routes.
+bench-bomb: $(TINY)/bundle/aura.json
+	$(BIN)/python -m benchmarks.bomb --bundle $(TINY)/bundle
 
 # Schemathesis over every route of a server on the tiny bundle: 2,000 cases, no 5xx (CI runs 150).
 fuzz: $(TINY)/bundle/aura.json

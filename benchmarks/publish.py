@@ -41,7 +41,7 @@ def model_section(model: str, run: str) -> str:
             f"### Training curves\n\n![training curves]({rel})\n\nHeld-out losses during training:\n\n{samples}\n")
 
 
-EXTRA_REPORTS = ("layouts.md", "long_audio.md", "overhead_spread.md", "fuzz.md", "soak.md")  # what a folder given with --extra may hold
+EXTRA_REPORTS = ("layouts.md", "long_audio.md", "overhead_spread.md", "fuzz.md", "soak.md", "bomb.md", "raw_vllm.md")  # what a folder given with --extra may hold
 
 
 def extra_section(folder: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 from conftest import encode_pyav, tone, wav_bytes
 
-from adapters.runtime.audio import _decode_pyav, _decode_soundfile, decode_audio, to_mono_16k
+from adapters.runtime.audio import _decode_pyav, _decode_soundfile, decode_audio
 from adapters.runtime.errors import AudioError
 
 
@@ -50,8 +50,8 @@ def test_one_resampler_whichever_library_reads_the_container():
     rng = np.random.default_rng(0)
     stereo = np.stack([tone(1.0, 44100), 0.2 * rng.standard_normal(44100).astype(np.float32)], axis=1)
     data = wav_bytes(stereo, 44100, subtype="FLOAT")
-    by_soundfile = to_mono_16k(*_decode_soundfile(data, None))
-    by_ffmpeg = to_mono_16k(*_decode_pyav(data, None))
+    by_soundfile = _decode_soundfile(data, None)
+    by_ffmpeg = _decode_pyav(data, None)
     assert by_soundfile.shape == by_ffmpeg.shape
     assert np.abs(by_soundfile - by_ffmpeg).max() < 1e-6
 
@@ -103,6 +103,21 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     data = buf.getvalue()
     assert len(data) < 2_000_000
     assert _peak_bytes(_refused(data)) < 4 * len(data)  # the header is read, not the samples
+
+
+def test_a_file_without_a_declared_length_is_bounded_by_what_it_decodes():
+    from benchmarks.bomb import erase_declared_length
+
+    # A FLAC that declares no length (streaming encoders write them) is read like any other...
+    buf = io.BytesIO()
+    sf.write(buf, tone(2.0), 16000, format="FLAC")
+    assert decode_audio(erase_declared_length(buf.getvalue()), max_seconds=30).shape[0] == 32000
+    # ...and a bomb that hides its length is stopped by the decoded length, a block past the limit.
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=192_000, channels=8, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(60):
+            f.write(np.zeros((192_000, 8), np.int16))
+    assert _peak_bytes(_refused(erase_declared_length(buf.getvalue()), max_seconds=10)) < 40 * 2**20
 
 
 def test_many_channels_are_downmixed_a_block_at_a_time():

@@ -19,24 +19,9 @@ from adapters.runtime.errors import AudioError
 MIN_SECONDS = 0.1
 
 
-def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Downmix (frames, channels) or (frames,) samples of any dtype and resample to 16 kHz float32."""
-    x = np.asarray(samples)
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
-    x = x.astype(np.float32, copy=False)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    elif x.ndim != 1:
-        raise AudioError(f"expected 1-D or 2-D samples, got shape {x.shape}")
-    if sample_rate <= 0:
-        raise AudioError(f"invalid sample rate {sample_rate}")
-    if sample_rate != SAMPLE_RATE and x.size:
-        x = soxr.resample(x, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        raise AudioError("audio contains NaN or infinite samples")
-    return np.ascontiguousarray(x)
-
+# What libsndfile reports for a file that does not declare its length (SF_COUNT_MAX), e.g. a FLAC
+# written by a streaming encoder: not a length to refuse, only the decoded length can tell.
+UNKNOWN_FRAMES = 2**63 - 1
 
 # Blocks of this many frames are read and downmixed one at a time, so a file's many channels or high
 # sample rate never sit in memory all at once.
@@ -48,35 +33,52 @@ def _too_long(seconds: float, max_seconds: float | None) -> None:
         raise AudioError(f"the audio is {seconds:.1f} s long; the limit is {max_seconds:g} s")
 
 
-def _decode_soundfile(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """Mono samples and their rate. The declared length is checked before anything is decoded, and
-    the decoded length as it grows (a header can lie): a small file of long multichannel silence (a
-    decompression bomb) is refused for the few bytes of its header, not after gigabytes of samples."""
+class _To16k:
+    """Takes decoded blocks as they come: downmixes each (a plain mean of its channels), resamples it
+    to 16 kHz (soxr HQ, streaming) and checks the length so far. One place for both readers, so the
+    same audio gives the same wave whichever library reads its container; and memory holds only the
+    16 kHz result, never the file's own rate and channels (48 times more for 8 channels at 192 kHz,
+    which a file hiding its length would otherwise make the server hold up to the limit)."""
+
+    def __init__(self, rate: int, max_seconds: float | None):
+        if rate <= 0:
+            raise AudioError(f"invalid sample rate {rate}")
+        self.rate, self.max_seconds, self.frames = rate, max_seconds, 0
+        self._stream = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        self._out: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray, channel_axis: int) -> None:
+        mono = block.mean(axis=channel_axis, dtype=np.float32)
+        self.frames += mono.shape[0]
+        _too_long(self.frames / self.rate, self.max_seconds)
+        self._out.append(self._stream.resample_chunk(mono) if self._stream else mono)
+
+    def wave(self) -> np.ndarray:
+        if self._stream is not None:
+            self._out.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        return np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
+
+
+def _decode_soundfile(data: bytes, max_seconds: float | None) -> np.ndarray:
+    """The 16 kHz mono wave. The declared length is checked before anything is decoded, and the decoded
+    length as it grows (a header can lie, or say nothing): a small file of long multichannel silence
+    (a decompression bomb) is refused for the few bytes of its header, not after gigabytes of samples."""
     with sf.SoundFile(io.BytesIO(data)) as f:
-        rate = f.samplerate
-        if f.frames > 0:
-            _too_long(f.frames / rate, max_seconds)
-        limit = None if max_seconds is None else int(max_seconds * rate) + 1
-        mono, frames = [], 0
-        for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
-            frames += block.shape[0]
-            if limit is not None and frames > limit:
-                _too_long(frames / rate, max_seconds)
-            mono.append(block.mean(axis=1))
-    return (np.concatenate(mono) if mono else np.zeros(0, np.float32)), rate
+        if 0 < f.frames < UNKNOWN_FRAMES:
+            _too_long(f.frames / f.samplerate, max_seconds)
+        out = _To16k(f.samplerate, max_seconds)
+        for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):  # (frames, channels)
+            out.add(block, channel_axis=1)
+    return out.wave()
 
 
-def _decode_pyav(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """Mono samples and their rate through FFmpeg, with the same bounds: the container's declared
-    duration first, then the decoded length, frame by frame. FFmpeg only decodes: downmixing (a plain
-    mean) and resampling (soxr) are left to to_mono_16k, as for libsndfile, so the same audio gives
-    the same features whichever library reads its container (swresample's downmix matrix and
-    resampling filter differ from ours)."""
+def _decode_pyav(data: bytes, max_seconds: float | None) -> np.ndarray:
+    """The 16 kHz mono wave through FFmpeg, with the same bounds: the container's declared duration
+    first, then the decoded length, frame by frame. FFmpeg only decodes: downmixing and resampling
+    are _To16k's, as for libsndfile (swresample's downmix matrix and filter differ from ours)."""
     import av  # imported lazily: FFmpeg is only needed for containers libsndfile cannot read
 
-    mono: list[np.ndarray] = []
-    frames = 0
-    rate = 0
+    out = None
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.audio:
             raise AudioError("the file has no audio stream")
@@ -85,16 +87,12 @@ def _decode_pyav(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, in
         # Planar float32 at the stream's own layout and rate: a sample-format conversion only.
         to_float = av.AudioResampler(format="fltp")
         for frame in container.decode(audio=0):
-            rate = rate or frame.sample_rate
-            for out in to_float.resample(frame):
-                mono.append(out.to_ndarray().mean(axis=0))  # (channels, samples) -> samples
-                frames += mono[-1].shape[0]
-            _too_long(frames / rate, max_seconds)
-        for out in to_float.resample(None):
-            mono.append(out.to_ndarray().mean(axis=0))
-    if not mono:
-        return np.zeros(0, np.float32), SAMPLE_RATE
-    return np.concatenate(mono).astype(np.float32, copy=False), rate
+            out = out or _To16k(frame.sample_rate, max_seconds)
+            for planar in to_float.resample(frame):
+                out.add(planar.to_ndarray(), channel_axis=0)  # (channels, samples)
+        for planar in to_float.resample(None) if out else []:
+            out.add(planar.to_ndarray(), channel_axis=0)
+    return out.wave() if out else np.zeros(0, np.float32)
 
 
 def decode_audio(data: bytes, *, max_seconds: float | None = None, name: str = "audio") -> np.ndarray:
@@ -104,16 +102,17 @@ def decode_audio(data: bytes, *, max_seconds: float | None = None, name: str = "
         raise AudioError(f"{name}: the file is empty")
     try:
         try:
-            samples, rate = _decode_soundfile(data, max_seconds)
+            wave = _decode_soundfile(data, max_seconds)
         except AudioError:
             raise
         except Exception:
-            samples, rate = _decode_pyav(data, max_seconds)
+            wave = _decode_pyav(data, max_seconds)
     except AudioError as e:
         raise AudioError(f"{name}: {e}") from None
     except Exception as e:
         raise AudioError(f"{name}: not a readable audio file ({type(e).__name__})") from None
-    wave = to_mono_16k(samples, rate)
+    if not np.isfinite(wave).all():
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
     check_duration(wave, max_seconds=max_seconds, name=name)
     return wave
 
