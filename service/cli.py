@@ -62,7 +62,7 @@ def run_serve(a) -> None:
         logging.getLogger("aura.server").warning(warning)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_keep_alive=settings.keep_alive_seconds, timeout_graceful_shutdown=10)
 
 
 def main(argv: list[str] | None = None) -> None:

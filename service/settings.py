@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     queue_timeout_s: float = Field(30.0, gt=0, description="longest wait for a slot; past it: 503")
     sse_ping_seconds: float = Field(15.0, gt=0, description="a keep-alive comment on streamed responses this often, "
                                     "so proxies and clients do not time out while a request waits for its first token")
+    keep_alive_seconds: float = Field(15.0, gt=0, description="an idle client connection is closed after this long; longer than "
+                                      "the pool expiry of httpx and the openai client (5 s), so they never send a request on a "
+                                      "connection the server is closing at that moment (uvicorn's own default is 5 s too)")
     default_max_tokens: int = Field(256, gt=0, description="completion length when a request gives none")
     allow_ignore_eos: bool = Field(False, description="let clients set ignore_eos (always generate max_tokens tokens): "
                                    "for benchmarks; off, no client can force full-length generations")

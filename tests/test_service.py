@@ -399,3 +399,28 @@ def test_a_stream_carries_keep_alive_comments_that_clients_skip(server, client, 
     stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": [audio_part(speech_wav)]}],
                                             max_tokens=200, stream=True, extra_body={"ignore_eos": True})
     assert sum(1 for chunk in stream if chunk.choices and chunk.choices[0].delta.content) > 0
+
+
+def test_an_idle_connection_outlives_the_clients_pool_expiry(server):
+    # httpx and the openai client reuse an idle connection for up to 5 s. A server that closes idle
+    # connections at 5 s too (uvicorn's default) races them: a request sent as the server closes is
+    # reset (the soak's client-side ReadErrors). Ours keeps them for --keep-alive-seconds (15).
+    host, port = server.url.removeprefix("http://").split(":")
+    request = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+    def response(s: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := s.recv(4096)):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1)) if head else 0
+        while len(body) < length and (chunk := s.recv(4096)):
+            body += chunk
+        return head
+
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        assert response(s).startswith(b"HTTP/1.1 200")
+        time.sleep(6)  # longer than the clients keep it, and than uvicorn's default
+        s.sendall(request)
+        assert response(s).startswith(b"HTTP/1.1 200"), "the server closed an idle connection a client may still reuse"
