@@ -24,6 +24,7 @@ import random
 import time
 
 import httpx
+import psutil
 
 from benchmarks.audioset import FORMATS, load_clips, transcode
 from benchmarks.layouts import memory
@@ -93,16 +94,19 @@ async def client(http: httpx.AsyncClient, rng: random.Random, model: str, clips:
 async def sample_memory(pid: int, deadline: float, every: float, out: list) -> None:
     start = time.monotonic()
     while time.monotonic() < deadline:
-        out.append({"t_s": round(time.monotonic() - start, 1), **memory(pid)})
+        # The gateway's own RSS beside the whole tree's: tells the gateway's growth from vLLM's (its
+        # engine core touches KV-cache pages as longer batches first reach them).
+        gateway = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+        out.append({"t_s": round(time.monotonic() - start, 1), **memory(pid), "gateway_rss_mib": gateway})
         await asyncio.sleep(every)
 
 
-def slope_mib_per_min(samples: list[dict]) -> float | None:
+def slope_mib_per_min(samples: list[dict], key: str = "rss_mib") -> float | None:
     """Least-squares RSS slope over the second half of the samples."""
     half = samples[len(samples) // 2 :]
     if len(half) < 3:
         return None
-    ts, ys = [s["t_s"] / 60 for s in half], [s["rss_mib"] for s in half]
+    ts, ys = [s["t_s"] / 60 for s in half], [s[key] for s in half]
     mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
     return round(sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / sum((t - mt) ** 2 for t in ts), 2)
 
@@ -134,7 +138,8 @@ async def soak(url: str, pid: int, clients: int, minutes: float, seed: int) -> d
     await asyncio.sleep(5)  # aborted requests drain
     return {"clients": clients, "minutes": minutes, "statuses": {str(k): v for k, v in sorted(statuses.items(), key=str)},
             "requests": sum(statuses.values()), "errors": errors, "in_flight_after": in_flight(url),
-            "rss_slope_mib_per_min": slope_mib_per_min(samples), "memory_samples": samples,
+            "rss_slope_mib_per_min": slope_mib_per_min(samples), "gateway_rss_slope_mib_per_min": slope_mib_per_min(samples, "gateway_rss_mib"),
+            "memory_samples": samples,
             "health_after": httpx.get(url + "/health", timeout=10).status_code}
 
 
@@ -145,11 +150,13 @@ def markdown(result: dict) -> str:
         f"Machine: {machine_line(result['machine'])}. Command: `{result['command']}`. Mixed routes, paths, streaming and "
         f"seven containers of real speech.\n",
         "| requests | answers by status | errors (5xx but a full queue's 503, transport) | in flight after | "
-        "RSS first → last sample (MiB) | RSS slope, second half | /health after |",
-        "|---|---|---|---|---|---|---|",
+        "RSS first → last sample (MiB) | RSS slope, second half | of which the gateway process | /health after |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {result['requests']} | {', '.join(f'{k}: {v}' for k, v in result['statuses'].items())} | {len(result['errors'])} | "
         f"{', '.join(f'{k} {v:g}' for k, v in result['in_flight_after'].items())} | "
-        f"{s[0]['rss_mib']:,.0f} → {s[-1]['rss_mib']:,.0f} | {result['rss_slope_mib_per_min']} MiB/min | {result['health_after']} |",
+        f"{s[0]['rss_mib']:,.0f} → {s[-1]['rss_mib']:,.0f} | {result['rss_slope_mib_per_min']} MiB/min | "
+        f"{result['gateway_rss_slope_mib_per_min']} MiB/min ({s[0]['gateway_rss_mib']:,.0f} → {s[-1]['gateway_rss_mib']:,.0f}) | "
+        f"{result['health_after']} |",
     ]) + "\n"
 
 
