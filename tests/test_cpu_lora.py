@@ -40,6 +40,22 @@ def test_the_kernels_give_vllms_results_on_valid_indices(indices):
     torch.testing.assert_close(ours, theirs)
 
 
+def test_an_index_buffer_refilled_in_place_is_grouped_again():
+    # vLLM refills one index buffer in place each step (update_metadata) and passes views of it to
+    # every layer: the kernels remember its grouping for the step, not into the next.
+    x, a, _, _ = _case([0] * 4)
+    buffer = torch.tensor([0, 0, 0, 0, 9])
+    for step in ([0, 0, 0, 0], [2, -1, 1, 2], [1, 1, 1, 1], [-1, -1, -1, -1]):
+        buffer[:4] = torch.tensor(step)
+        cpu_lora.STEP.new_step()  # what register()'s wrapper of PunicaWrapperCPU.update_metadata does
+        for _layer in range(2):
+            ours, theirs = torch.zeros(4, RANK), torch.zeros(4, RANK)
+            cpu_lora.bgmv_shrink(x, a, ours, buffer[:4], 1.0)
+            cpu_lora.bgmv_shrink(x, a, theirs, torch.tensor([max(i, 0) for i in step]), 1.0)
+            theirs[torch.tensor(step) < 0] = 0  # (vLLM would give those rows the last slot)
+            torch.testing.assert_close(ours, theirs)
+
+
 def test_prefill_form_expands_one_index_per_sequence():
     x, a, _, _ = _case([0] * 5)
     per_seq, lens = torch.tensor([1, -1, 2]), torch.tensor([2, 1, 2])

@@ -25,6 +25,38 @@ NAMES = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice", "sgmv_shrink", "sgmv
 UPSTREAM = {name: getattr(upstream, name) for name in NAMES}  # vLLM's own, as imported before register() replaces them
 
 
+class _StepCache:
+    """What every LoRA layer of one model step would otherwise recompute from the same indices: the
+    rows of each LoRA slot (a unique, a device sync and a nonzero per slot, for every projection of
+    every layer) and the prefill form's per-token indices. vLLM fills its index buffers once per step,
+    in PunicaWrapperCPU.update_metadata, which register() wraps to call new_step(); within a step a
+    buffer (and so its address) stays put. Entries hold their tensors, so no other tensor takes their
+    address while they are remembered. (Inference tensors have no version counter to key on.)"""
+
+    def __init__(self):
+        self.entries: dict[tuple, tuple] = {}
+
+    def new_step(self) -> None:
+        self.entries.clear()
+
+    def get(self, key_tensors: tuple[torch.Tensor, ...], make):
+        key = tuple((t.data_ptr(), t.shape, t.stride()) for t in key_tensors)
+        if key not in self.entries:
+            self.entries[key] = (key_tensors, make())
+        return self.entries[key][1]
+
+
+STEP = _StepCache()
+
+
+def _groups(indices: torch.Tensor) -> list[tuple[int, torch.Tensor | None]]:
+    """(slot, its rows) for each LoRA slot in use; rows None when every row is on that one slot."""
+    def make():
+        slots = torch.unique(indices).tolist()
+        return [(s, None if len(slots) == 1 else (indices == s).nonzero().squeeze(1)) for s in slots if s >= 0]
+    return STEP.get((indices,), make)
+
+
 def lora_matmul(inputs: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Row b of the result is inputs[b] @ weights[indices[b]].T, or zeros where indices[b] < 0.
     weights: (slots, out, in) or (slots, 1, out, in). In float32: these matmuls are a few tokens by
@@ -33,17 +65,12 @@ def lora_matmul(inputs: torch.Tensor, weights: torch.Tensor, indices: torch.Tens
     if weights.dim() == 4:
         weights = weights.squeeze(1)
     inputs = inputs.float()
+    groups = _groups(indices)
+    if len(groups) == 1 and groups[0][1] is None:  # the whole batch on one LoRA: no gather
+        return inputs @ weights[groups[0][0]].float().T
     out = torch.zeros(inputs.shape[0], weights.shape[1], dtype=torch.float32, device=inputs.device)
-    slots = torch.unique(indices).tolist()
-    for slot in slots:
-        if slot < 0:
-            continue
-        w = weights[slot].float()
-        if len(slots) == 1:  # the whole batch on one LoRA: no gather
-            torch.matmul(inputs, w.T, out=out)
-        else:
-            rows = (indices == slot).nonzero().squeeze(1)
-            out[rows] = inputs[rows] @ w.T
+    for slot, rows in groups:
+        out[rows] = inputs[rows] @ weights[slot].float().T
     return out
 
 
@@ -74,7 +101,7 @@ def bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor
 
 def _per_token(indices: torch.Tensor, seq_lens: torch.Tensor) -> torch.Tensor:
     """The sgmv_* (prefill) form gives one index per sequence."""
-    return torch.repeat_interleave(indices, seq_lens)
+    return STEP.get((indices, seq_lens), lambda: torch.repeat_interleave(indices, seq_lens))
 
 
 def sgmv_shrink(inputs, lora_a_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor, batches,
@@ -108,3 +135,13 @@ def register() -> None:
     for module in (upstream, package, punica_cpu):
         for name, kernel in KERNELS.items():
             setattr(module, name, kernel)
+    wrapper = punica_cpu.PunicaWrapperCPU
+    if not getattr(wrapper.update_metadata, "_aura_new_step", False):
+        fill = wrapper.update_metadata
+
+        def update_metadata(self, *args, **kwargs):
+            STEP.new_step()  # new indices: nothing remembered from the last step holds
+            return fill(self, *args, **kwargs)
+
+        update_metadata._aura_new_step = True
+        wrapper.update_metadata = update_metadata
