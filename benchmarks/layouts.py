@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import psutil
 
 from benchmarks import loadtest
 from benchmarks.real_speech import fetch
-from benchmarks.report import command_line, machine, machine_line, write_report
+from benchmarks.report import command_line, machine, machine_line, spread, write_report
 from benchmarks.server_process import aura_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,16 +65,6 @@ def measure(layout: str, bundle: str | None, audio: str, args) -> dict:
     return {"layout": layout, "memory_idle": idle, "memory_loaded": loaded, "throughput": throughput}
 
 
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
-def _spread(values: list[float]) -> str:
-    if len(values) == 1:
-        return _fmt(values[0])
-    return f"{_fmt(statistics.median(values))} ({_fmt(min(values))}–{_fmt(max(values))})"
-
-
 def markdown(result: dict) -> str:
     runs = result["runs"]
 
@@ -98,7 +87,7 @@ def markdown(result: dict) -> str:
     for label, get in rows:
         a, b = col("separate", get), col("single", get)
         ratio = [y / x for x, y in zip(a, b, strict=True) if x]
-        lines.append(f"| {label} | {_spread(a)} | {_spread(b)} | {_spread(ratio)} |")
+        lines.append(f"| {label} | {spread(a)} | {spread(b)} | {spread(ratio)} |")
     errors = sum(r["throughput"][m]["errors"] for r in runs for m in r["throughput"])
     lines.append(f"\nErrors: {errors}. The ratio column is per round (the two layouts measured back to back).")
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ import time
 
 from benchmarks import loadtest
 from benchmarks.real_speech import fetch
-from benchmarks.report import command_line, machine, machine_line, write_report
+from benchmarks.report import command_line, machine, machine_line, spread, write_report
 from benchmarks.server_process import VLLM_SERVE, ServerProcess
 from service.settings import Settings
 
@@ -78,12 +78,6 @@ def run(url: str, settings: Settings, audio: str, args) -> dict:
             "concurrency": args.concurrency, "requests": args.requests, "max_tokens": args.max_tokens, "rounds": rounds}
 
 
-def _spread(values: list[float], digits: int = 2) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
-
-
 def markdown(result: dict) -> str:
     rounds = result["rounds"]
     lines = [f"# Gateway ÷ plain `vllm serve` ({len(rounds)} rounds; median, min–max)\n",
@@ -95,8 +89,8 @@ def markdown(result: dict) -> str:
     for c in result["concurrency"]:
         g = [r["gateway"][c]["requests_per_s"] for r in rounds]
         v = [r["vllm"][c]["requests_per_s"] for r in rounds]
-        lines.append(f"| {c} | {_spread(g)} | {_spread(v)} | {_spread([x / y for x, y in zip(g, v, strict=True)], 3)}× | "
-                     f"{_spread([r['gateway'][c]['ttft_p50_ms'] for r in rounds], 1)} | {_spread([r['vllm'][c]['ttft_p50_ms'] for r in rounds], 1)} |")
+        lines.append(f"| {c} | {spread(g)} | {spread(v)} | {spread([x / y for x, y in zip(g, v, strict=True)])}× | "
+                     f"{spread([r['gateway'][c]['ttft_p50_ms'] for r in rounds])} | {spread([r['vllm'][c]['ttft_p50_ms'] for r in rounds])} |")
     errors = sum(r[s][c]["errors"] for r in rounds for s in ("gateway", "vllm") for c in result["concurrency"])
     tokens = {s: statistics.fmean(r[s][c]["prompt_tokens_mean"] for r in rounds for c in result["concurrency"]) for s in ("gateway", "vllm")}
     lines.append(f"\nErrors: {errors}. Mean prompt tokens: gateway {tokens['gateway']:.1f}, vllm serve {tokens['vllm']:.1f} "

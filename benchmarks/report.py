@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -68,6 +69,16 @@ def fmt(v, scale: float = 1.0, digits: int = 1) -> str:
     if v is None:
         return "–"
     return f"{v * scale:.{digits}f}"
+
+
+def spread(values: list[float]) -> str:
+    """Median (min–max) of repeated runs, three significant digits (whole numbers from 100 up)."""
+    def short(v: float) -> str:
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+    if len(values) == 1:
+        return short(values[0])
+    return f"{short(statistics.median(values))} ({short(min(values))}–{short(max(values))})"
 
 
 def table(headers: list[str], rows: list[list]) -> str:
