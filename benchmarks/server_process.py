@@ -28,6 +28,7 @@ class ServerProcess:
         self.name = name
         self.ready_path = ready_path
         self.log_path = log_path or tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False).name
+        os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)  # artifacts/ is not there on a fresh clone
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env,
