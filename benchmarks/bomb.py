@@ -99,9 +99,9 @@ def post(url: str, route: str, model: str, data: bytes) -> httpx.Response:
     return httpx.post(url + route, files=files, data=form, timeout=600)
 
 
-def measure(url: str, pid: int, model: str, repeats: int) -> list[dict]:
+def measure(url: str, pid: int, model: str, files: dict[str, bytes], repeats: int) -> list[dict]:
     rows = []
-    for label, data in bombs().items():
+    for label, data in files.items():
         for route in ("/v1/speech-chat", "/v1/audio/transcriptions"):
             for _ in range(repeats):
                 before = psutil.Process(pid).memory_info().rss
@@ -148,13 +148,14 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=os.path.join(HERE, "results", time.strftime("%Y-%m-%d_%H%M%S") + "-bomb"))
     a = p.parse_args(argv)
-    data = bombs()["declared length"]
+    files = bombs()
+    data = files["declared length"]
     seconds = sf.info(io.BytesIO(data)).frames / RATE
     server = aura_serve("--bundle", a.bundle, "--cascade", "off", log_path=os.path.join(ROOT, "artifacts", "bomb-server.log")).wait_ready()
     try:
         model = httpx.get(server.url + "/v1/models", timeout=10).json()["data"][0]["id"]
         post(server.url, "/v1/audio/transcriptions", model, data[:200_000])  # warm the route and its imports first
-        rows = measure(server.url, server.proc.pid, model, a.repeats)
+        rows = measure(server.url, server.proc.pid, model, files, a.repeats)
     finally:
         server.stop()
     result = {"benchmark": "bomb", "command": command_line(), "machine": machine(), "bytes": len(data), "hours": seconds / 3600,
