@@ -3,6 +3,7 @@ where vLLM is right, nothing for a token without a LoRA, and a canary for when v
 
 from __future__ import annotations
 
+import types
 from importlib.metadata import entry_points
 
 import pytest
@@ -87,3 +88,62 @@ def test_canary_vllms_own_cpu_kernels_still_give_a_lora_to_tokens_without_one():
 def test_vllm_finds_the_plugin():
     plugins = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
     assert plugins.get("aura_cpu_lora") == "service.engines.cpu_lora:register"
+
+
+def _linear_case(indices: list[int], slices: tuple[int, ...], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(len(indices), WIDTH, generator=g).bfloat16()
+    a = tuple(torch.randn(SLOTS, 1, RANK, WIDTH, generator=g).bfloat16() for _ in slices)
+    b = tuple(torch.randn(SLOTS, 1, n, RANK, generator=g).bfloat16() for n in slices)
+    y = torch.randn(len(indices), sum(slices), generator=g).bfloat16()
+    return x, a, b, y
+
+
+def _expected_linear(x, a, b, y, indices, scale):
+    """add_lora_linear's definition, token by token, in float32."""
+    out = y.float()
+    for t, slot in enumerate(indices):
+        if slot < 0:
+            continue
+        offset = 0
+        for lora_a, lora_b in zip(a, b, strict=True):
+            n = lora_b.shape[2]
+            out[t, offset : offset + n] += x[t].float() @ lora_a[slot, 0].float().T * scale @ lora_b[slot, 0].float().T
+            offset += n
+    return out
+
+
+@pytest.mark.parametrize("tokens", [5, cpu_lora.BLOCK_DIAGONAL_MAX_TOKENS + 7])  # block-diagonal, then slice by slice
+@pytest.mark.parametrize("pattern", [[0], [2, -1, 0, 2], [-1]])
+def test_add_lora_linear_applies_each_tokens_lora_to_every_slice(tokens, pattern):
+    indices = (pattern * tokens)[:tokens]
+    slices = (12, 4, 4)  # as q, k, v
+    x, a, b, y = _linear_case(indices, slices)
+    expected = _expected_linear(x, a, b, y, indices, 0.5)
+    wrapper = types.SimpleNamespace(token_lora_indices=torch.tensor(indices))
+    cpu_lora.STEP.new_step()
+    cpu_lora.FUSED.clear()
+    cpu_lora.add_lora_linear(wrapper, y, x, a, b, 0.5, slices)
+    torch.testing.assert_close(y.float(), expected.bfloat16().float())  # y is bf16: the sums rounded once
+
+
+def test_the_fused_weights_are_rebuilt_after_an_adapter_is_written():
+    from vllm.lora.model_manager import LoRAModelManager
+
+    cpu_lora.register()
+    slices = (8,)
+    x, a, b, y = _linear_case([1, 1], slices)
+    wrapper = types.SimpleNamespace(token_lora_indices=torch.tensor([1, 1]))
+    cpu_lora.STEP.new_step()
+    cpu_lora.add_lora_linear(wrapper, y.clone(), x, a, b, 1.0, slices)
+    assert cpu_lora.FUSED.entries
+    # vLLM calls activate_adapter every step for each adapter in use; it writes weights only for a new one.
+    manager = types.SimpleNamespace(_active_adapters={7: None}, lora_index_to_id=[None])
+    assert LoRAModelManager.activate_adapter(manager, 7) is False and cpu_lora.FUSED.entries
+    manager = types.SimpleNamespace(_active_adapters={}, lora_index_to_id=[None], modules={},
+                                    _registered_adapters={7: types.SimpleNamespace(id=7)})
+    assert LoRAModelManager.activate_adapter(manager, 7) is True and not cpu_lora.FUSED.entries
+    a[0][1].mul_(2)  # (what set_lora does to the slot, in place)
+    out = y.clone()
+    cpu_lora.add_lora_linear(wrapper, out, x, a, b, 1.0, slices)
+    torch.testing.assert_close(out.float(), _expected_linear(x, a, b, y, [1, 1], 1.0).bfloat16().float())

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import torch
 from vllm.lora.ops.torch_ops import lora_ops as upstream
+from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
 NAMES = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice", "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice")
 UPSTREAM = {name: getattr(upstream, name) for name in NAMES}  # vLLM's own, as imported before register() replaces them
+UPSTREAM_ADD_LORA_LINEAR = PunicaWrapperCPU.add_lora_linear
 
 
 class _StepCache:
@@ -123,6 +125,79 @@ def sgmv_expand_slice(inputs, lora_b_weights, output_tensor, b_seq_start_loc, se
 KERNELS = {name: globals()[name] for name in NAMES}
 
 
+class _FusedWeights:
+    """Per LoRA layer and slot, its slices' weights in the form one matmul wants, float32 and
+    transposed: A of every slice stacked (in, slices x rank), and B block-diagonal (slices x rank,
+    sum of outputs), so that x @ A @ B is every slice's x @ A_i.T @ B_i.T side by side. vLLM writes
+    a slot's weights in place, only in LoRAModelManager.activate_adapter, which register() wraps to
+    call clear()."""
+
+    def __init__(self):
+        self.entries: dict[tuple[int, int], tuple] = {}
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def get(self, lora_a_stacked: tuple[torch.Tensor, ...], lora_b_stacked: tuple[torch.Tensor, ...], slot: int):
+        # The layer's tuple of buffers, made once with the model; the entry holds it, so its id is not reused.
+        key = (id(lora_a_stacked), slot)
+        if key not in self.entries:
+            a = torch.cat([w[slot, 0].float() for w in lora_a_stacked]).T.contiguous()
+            b = torch.block_diag(*(w[slot, 0].float() for w in lora_b_stacked)).T.contiguous()
+            self.entries[key] = (lora_a_stacked, a, b)
+        return self.entries[key][1:]
+
+
+FUSED = _FusedWeights()
+
+# Up to this many tokens (decode steps), B is applied block-diagonally in one matmul; beyond, slice
+# by slice, where the zero blocks would cost more than the calls they save (measured on Gemma 3
+# 270M's shapes, 2 cores: 116 against 185 µs per layer at 8 tokens; 1.2 against 0.5 ms at 64).
+BLOCK_DIAGONAL_MAX_TOKENS = 32
+
+
+def add_lora_linear(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked: tuple[torch.Tensor, ...],
+                    lora_b_stacked: tuple[torch.Tensor, ...], scale: float, output_slices: tuple[int, ...],
+                    *, buffer=None, **kwargs) -> None:
+    """PunicaWrapperCPU.add_lora_linear, y[:, slice i] += x @ A_i.T @ B_i.T * scale with each token's
+    own LoRA, in a few calls per layer instead of a dozen per slice. Upstream casts x and both
+    weights to float32 once per slice (q, k, v; gate, up) and goes four calls deep into the shrink
+    and the expand kernel for each: on the AuRA LoRA that call overhead, not the multiplications,
+    was most of what LoRA cost over merged weights. Same float32 products, added to y; tokens with
+    index -1 get nothing, as with the kernels above."""
+    if [w.shape[2] for w in lora_b_stacked] != list(output_slices) or y.shape[-1] != sum(output_slices):
+        return UPSTREAM_ADD_LORA_LINEAR(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices,
+                                        buffer=buffer, **kwargs)  # a layout the fused form does not cover
+    groups = _groups(self.token_lora_indices)  # per token, in prefill and decode alike
+    if not groups:
+        return
+    x = x.view(-1, x.shape[-1]).float()
+    y = y.view(-1, y.shape[-1])
+    rank = lora_a_stacked[0].shape[2]
+    for slot, rows in groups:
+        a, b = FUSED.get(lora_a_stacked, lora_b_stacked, slot)
+        shrunk = (x if rows is None else x[rows]) @ a
+        if scale != 1.0:
+            shrunk *= scale
+        if shrunk.shape[0] <= BLOCK_DIAGONAL_MAX_TOKENS:
+            delta = shrunk @ b
+        else:
+            delta = torch.cat([shrunk[:, i * rank : (i + 1) * rank] @ b[i * rank : (i + 1) * rank, offset : offset + n]
+                               for i, (offset, n) in enumerate(_offsets(output_slices))], dim=1)
+        if rows is None:
+            y += delta
+        else:
+            y[rows] += delta
+
+
+def _offsets(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    offsets, start = [], 0
+    for n in sizes:
+        offsets.append((start, n))
+        start += n
+    return offsets
+
+
 def register() -> None:
     """The plugin's entry point: on CPU, put these kernels wherever vLLM's CPU LoRA path looks them up."""
     from vllm.platforms import current_platform
@@ -135,13 +210,29 @@ def register() -> None:
     for module in (upstream, package, punica_cpu):
         for name, kernel in KERNELS.items():
             setattr(module, name, kernel)
+    from vllm.lora.model_manager import LoRAModelManager
+
     wrapper = punica_cpu.PunicaWrapperCPU
-    if not getattr(wrapper.update_metadata, "_aura_new_step", False):
-        fill = wrapper.update_metadata
+    if getattr(wrapper, "_aura_registered", False):
+        return
+    fill, activate = wrapper.update_metadata, LoRAModelManager.activate_adapter
 
-        def update_metadata(self, *args, **kwargs):
-            STEP.new_step()  # new indices: nothing remembered from the last step holds
-            return fill(self, *args, **kwargs)
+    def update_metadata(self, *args, **kwargs):
+        STEP.new_step()  # new indices: nothing remembered from the last step holds
+        return fill(self, *args, **kwargs)
 
-        update_metadata._aura_new_step = True
-        wrapper.update_metadata = update_metadata
+    def activate_adapter(self, *args, **kwargs):
+        # Called every step for each adapter in use; True only when it wrote a slot's weights (in
+        # place). A failure may have written part of them.
+        try:
+            written = activate(self, *args, **kwargs)
+        except BaseException:
+            FUSED.clear()
+            raise
+        if written:
+            FUSED.clear()
+        return written
+
+    wrapper.update_metadata, wrapper.add_lora_linear = update_metadata, add_lora_linear
+    LoRAModelManager.activate_adapter = activate_adapter
+    wrapper._aura_registered = True
