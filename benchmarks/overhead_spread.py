@@ -22,8 +22,8 @@ from benchmarks.report import command_line, machine, machine_line, write_report
 from benchmarks.server_process import aura_serve
 
 CAVEAT = """Read with care: on the single-engine layout a text prompt runs on the base model and an audio prompt
-through the AuRA LoRA as well, so these ratios include the LoRA's cost (benchmarks.layouts: AuRA
-throughput 0.86× of the merged model), not only the front end's."""
+through the AuRA LoRA as well, so these ratios include the LoRA's cost (`benchmarks.layouts` measures it:
+AuRA throughput on one engine against the merged model), not only the front end's."""
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
