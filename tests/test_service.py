@@ -383,18 +383,17 @@ def test_real_human_speech_in_several_formats_on_both_paths(server, real_speech)
 
 
 def test_a_stream_carries_keep_alive_comments_that_clients_skip(server, client, model, speech_wav):
-    from conftest import SSE_PING_S
-
     with httpx.stream("POST", server.url + "/v1/speech-chat", files={"audio": ("a.wav", speech_wav)},
                       data={"stream": "true", "max_tokens": "400", "temperature": "1.0", "seed": "3", "ignore_eos": "true"},
                       timeout=120) as r:
-        start = time.perf_counter()
         text = "".join(r.iter_text())
-        seconds = time.perf_counter() - start
     pings = [line for line in text.splitlines() if line.startswith(":")]
     events = sse_events(text)
     assert events[-1] == "[DONE]" and events[-2]["type"] == "done" and events[-2]["usage"]["completion_tokens"] == 400
-    assert len(pings) >= int(seconds / SSE_PING_S) - 1 >= 1, (len(pings), seconds)
+    # 400 tokens on CPU take seconds, many ping intervals. The count is not checked against the
+    # client's clock: on a loaded CI machine the whole stream once reached the client in one
+    # piece, 3 ms after its headers, carrying 5 pings.
+    assert len(pings) >= 1, text[:500]
     # The official client reads the same kind of stream, comments and all.
     stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": [audio_part(speech_wav)]}],
                                             max_tokens=200, stream=True, extra_body={"ignore_eos": True})
