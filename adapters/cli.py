@@ -59,6 +59,8 @@ def add_distill(sub) -> None:
     p.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps, then cosine decay")
     p.add_argument("--stride", type=int, default=4, help="mel frames per audio token (4 = 25 tokens/s)")
     p.add_argument("--embed-width", type=int, default=512, help="channels of the audio embedding layer")
+    p.add_argument("--context-layers", type=int, default=0, help="bidirectional transformer blocks after the audio layer's "
+                   "convolutions (they run in the gateway on the whole clip; 0: none)")
     p.add_argument("--no-boundaries", action="store_true", help="no learned audio start/end embeddings")
     p.add_argument("--no-teacher-init", action="store_true", help="random first convolution instead of the teacher's")
     p.add_argument("--oracle", action="store_true", help="diagnostic: keep the teacher's encoder behind a projector instead of the "
@@ -109,7 +111,7 @@ def run_distill(a) -> None:
         teacher=a.teacher, llm=a.llm, manifest=a.manifest, output=a.output, eval_manifest=a.eval_manifest,
         dataset=a.dataset, text_column=a.text_column, audio_column=a.audio_column, loader_workers=a.loader_workers,
         eval_fraction=a.eval_fraction, train_sentences=a.train_sentences, steps=a.steps, max_minutes=a.max_minutes, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
-        lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width,
+        lora_lr=a.lora_lr, warmup_steps=a.warmup_steps, stride=a.stride, embed_width=a.embed_width, context_layers=a.context_layers,
         boundaries=not a.no_boundaries, teacher_init=not a.no_teacher_init, oracle=a.oracle, prompt_variety=a.prompt_variety, distill_only_steps=a.distill_only_steps,
         lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha, dropout=a.lora_dropout, target_modules=a.lora_targets, layers=a.lora_layers),
         losses=LossSettings(cosine_weight=a.cosine_weight, mse_weight=a.mse_weight, task_weight=a.task_weight,

@@ -331,3 +331,42 @@ def test_audio_layer_starts_from_the_teachers_first_convolution(tiny):
     assert init_from_teacher(layer, teacher)
     torch.testing.assert_close(layer.conv1.weight, teacher.encoder.conv1.weight)
     assert not init_from_teacher(AudioEmbedding(AudioEmbedConfig(width=teacher.hidden_size * 2, hidden_size=128)), teacher)
+
+
+def test_context_blocks_see_the_whole_clip_and_a_batch_equals_each_clip_alone(tiny):
+    from adapters.runtime.embedding import AudioEmbedConfig, AudioEmbedding
+    from adapters.runtime.features import log_mel
+    from adapters.train.teacher import Teacher
+
+    features = Teacher(tiny["whisper"]).features
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 9000, 4001)]
+    mels = [log_mel(w, features) for w in waves]
+    louder_end = waves[0].copy()
+    louder_end[-4000:] *= 5  # the last quarter second changes
+    torch.manual_seed(0)
+    for context_layers in (0, 2):
+        layer = AudioEmbedding(AudioEmbedConfig(n_mels=features.n_mels, width=64, hidden_size=32,
+                                                context_layers=context_layers)).eval()
+        with torch.no_grad():
+            for mel, got in zip(mels, layer.embed_batch(mels), strict=True):
+                torch.testing.assert_close(got, layer.embed(mel), atol=1e-5, rtol=1e-5)
+            first = layer.embed(mels[0])[1]  # the first audio token, after <audio start>
+            changed = layer.embed(log_mel(louder_end, features))[1]
+        # Without context, the first token is the first 40 ms alone; with it, the whole clip.
+        assert torch.equal(first, changed) == (context_layers == 0)
+
+
+def test_context_blocks_are_trained_exported_and_served(tiny, speech_corpus, tmp_path):
+    out = str(tmp_path / "ckpt")
+    cfg = distill(settings(tiny, speech_corpus, out, steps=4, eval_every=4, save_every=4, context_layers=1))
+    assert cfg.audio_embed.context_layers == 1
+    export_bundle(out, str(tmp_path / "bundle"))
+    student, bundle = Student.from_checkpoint(out).eval(), Bundle.load(str(tmp_path / "bundle"))
+    wave = np.random.default_rng(1).standard_normal(12000).astype(np.float32) * 0.1
+    with torch.no_grad():
+        trained = student.prompt(wave, "Transcribe the audio.").embeds
+        audio, _ = bundle.embed_audio(wave)
+        served = bundle.prompt([{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Transcribe the audio."}]}], [audio])
+    assert any(k.startswith("context.0.") for k in student.audio_embed.state_dict())
+    torch.testing.assert_close(served.embeds, trained)

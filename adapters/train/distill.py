@@ -76,6 +76,7 @@ class DistillSettings:
     stride: int = 4
     embed_width: int = 512
     boundaries: bool = True
+    context_layers: int = 0  # bidirectional transformer blocks in the audio layer (AudioEmbedConfig)
     teacher_init: bool = True  # start the audio layer's first convolution from the teacher's
     oracle: bool = False  # the encoder-kept diagnostic (adapters.train.oracle): task loss only, the teacher stays
     # A first stage of distillation alone: the states of the mapped layers only (the first
@@ -111,7 +112,8 @@ def _build_config(s: DistillSettings, teacher: Teacher, student_layers: int) -> 
         base_llm=os.path.abspath(s.llm),
         teacher=os.path.abspath(s.teacher),
         features=teacher.features,
-        audio_embed=AudioEmbedConfig(n_mels=teacher.features.n_mels, stride=s.stride, width=s.embed_width, boundaries=s.boundaries, kind=kind),
+        audio_embed=AudioEmbedConfig(n_mels=teacher.features.n_mels, stride=s.stride, width=s.embed_width, boundaries=s.boundaries,
+                                    context_layers=s.context_layers, kind=kind),
         layer_map=s.layer_map or default_layer_map(student_layers, teacher.num_layers),
         lora=s.lora,
         # The oracle keeps the encoder, so there is nothing to distil: it learns from the task loss alone.
